@@ -1,0 +1,48 @@
+# convlab: `make run` and `make test` bootstrap .venv themselves (idempotently).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+DATA_DIR ?= $(abspath ../shared/datasets)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: run test lint install test-deps bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# torch is installed first, pinned to the build this machine carries; GPU hosts override TORCH_SPEC.
+$(VENV)/.torch-installed: | $(BIN)/python
+	$(BIN)/pip install $(TORCH_SPEC)
+	touch $@
+
+$(VENV)/.convlab-installed: pyproject.toml $(VENV)/.torch-installed
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.convlab-installed
+
+# Headless Chromium renders /docs in the test suite; install it where apt is usable (root), else say so.
+test-deps:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "warning: could not install chromium; the /docs rendering test will be skipped"; \
+	else echo "note: chromium is not installed; the /docs rendering test will be skipped"; fi
+
+run: install
+	CONVLAB_DATA_DIR=$${CONVLAB_DATA_DIR:-$(DATA_DIR)} $(BIN)/convlab serve --host $(HOST) --port $(PORT) --workers 1
+
+test: install test-deps
+	CONVLAB_DATA_DIR=$${CONVLAB_DATA_DIR:-$(DATA_DIR)} $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy service models
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

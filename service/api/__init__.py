@@ -1,0 +1,1 @@
+"""HTTP routers, one per resource. Only this package knows about HTTP."""
