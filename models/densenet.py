@@ -20,9 +20,7 @@ class DenseBlock(nn.Module):
 
     def __init__(self, num_convs: int, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.net = nn.ModuleList(
-            conv_block(in_channels + i * out_channels, out_channels) for i in range(num_convs)
-        )
+        self.net = nn.ModuleList(conv_block(in_channels + i * out_channels, out_channels) for i in range(num_convs))
         self.out_channels = in_channels + num_convs * out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

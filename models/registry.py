@@ -43,9 +43,7 @@ def get_model_info(name: str) -> ModelInfo:
         raise KeyError(f"unknown architecture {name!r}; choose one of {sorted(_REGISTRY)}") from None
 
 
-def build_model(
-    name: str, *, in_channels: int = 1, num_classes: int = 10, input_size: int | None = None
-) -> nn.Module:
+def build_model(name: str, *, in_channels: int = 1, num_classes: int = 10, input_size: int | None = None) -> nn.Module:
     """Build architecture `name` for inputs of `in_channels` x `input_size` x `input_size`."""
     info = get_model_info(name)
     size = input_size if input_size is not None else info.default_input_size

@@ -12,9 +12,7 @@ class Residual(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, stride=stride)
         self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1)
-        self.conv3 = (
-            nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride) if use_1x1conv else None
-        )
+        self.conv3 = nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride) if use_1x1conv else None
         self.bn1 = nn.BatchNorm2d(out_channels)
         self.bn2 = nn.BatchNorm2d(out_channels)
 
@@ -25,9 +23,7 @@ class Residual(nn.Module):
         return F.relu(y + shortcut)
 
 
-def resnet_block(
-    in_channels: int, out_channels: int, num_residuals: int, first_block: bool = False
-) -> nn.Sequential:
+def resnet_block(in_channels: int, out_channels: int, num_residuals: int, first_block: bool = False) -> nn.Sequential:
     """A stage; unless it is the first, its first block halves height and width and changes channels."""
     if first_block and in_channels != out_channels:
         raise ValueError("the first block keeps the channel count")
