@@ -1,0 +1,154 @@
+"""Data functions for jobs and what they produced. They add and flush; the caller owns the session and commits."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session, undefer
+
+from service.db import utcnow
+from service.errors import Conflict, NotFound
+from service.orm import Checkpoint, EpochMetric, Job, JobEvent, JobStatus, LossPoint, Worker
+from service.spec import JobSpec, resolve_defaults
+
+
+@dataclass(frozen=True)
+class History:
+    """A job's training history: loss per logged step and metrics per finished epoch, both in order."""
+
+    steps: list[LossPoint]
+    epochs: list[EpochMetric]
+
+
+def add_event(session: Session, job: Job, *, kind: str, payload: dict[str, Any]) -> JobEvent:
+    """Record an event of `job` at its current attempt."""
+    event = JobEvent(job_id=job.id, attempt=job.attempt, kind=kind, payload=payload, created_at=utcnow())
+    session.add(event)
+    return event
+
+
+def add_status_event(session: Session, job: Job, *, reason: str = "", **extra: Any) -> JobEvent:
+    """Record that `job` moved to its current status, with the reason."""
+    payload = {"status": job.status.value, "attempt": job.attempt, "reason": reason, **extra}
+    return add_event(session, job, kind="status", payload=payload)
+
+
+def create_job(session: Session, *, spec: JobSpec, priority: int = 0) -> Job:
+    """Queue a job for `spec` (the book's defaults filled in); higher priority runs first."""
+    resolved = resolve_defaults(spec)
+    job = Job(
+        status=JobStatus.queued,
+        spec=resolved.model_dump(mode="json"),
+        priority=priority,
+        created_at=utcnow(),
+        total_epochs=resolved.epochs,
+    )
+    session.add(job)
+    session.flush()
+    add_status_event(session, job, reason="submitted")
+    session.flush()
+    return job
+
+
+def get_job(session: Session, job_id: int) -> Job:
+    """The job with `job_id`; NotFound if there is none."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"job {job_id} not found")
+    return job
+
+
+def list_jobs(
+    session: Session, *, status: JobStatus | None = None, limit: int = 50, offset: int = 0
+) -> tuple[list[Job], int]:
+    """A page of jobs, newest first, optionally with one status, and the total count matching."""
+    query = select(Job)
+    if status is not None:
+        query = query.where(Job.status == status)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    page = session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit).offset(offset))
+    return list(page), total
+
+
+def request_cancel(session: Session, job: Job) -> Job:
+    """Cancel a queued job now, or flag a running one to stop at its next batch; Conflict if finished."""
+    session.refresh(job, with_for_update=_for_update(session))
+    if job.status.finished:
+        raise Conflict(f"job {job.id} is already {job.status.value}")
+    if job.status is JobStatus.queued:
+        job.status = JobStatus.cancelled
+        job.finished_at = utcnow()
+        add_status_event(session, job, reason="cancelled while queued")
+    else:
+        job.cancel_requested = True
+    session.flush()
+    return job
+
+
+def delete_job(session: Session, job: Job) -> None:
+    """Delete a finished job with its events, history and checkpoints; Conflict if it has not finished."""
+    if not job.status.finished:
+        raise Conflict(f"job {job.id} is {job.status.value}; cancel it and wait for it to finish first")
+    for table in (JobEvent, EpochMetric, LossPoint, Checkpoint):
+        session.execute(delete(table).where(table.job_id == job.id))
+    session.delete(job)
+    session.flush()
+
+
+def list_events(session: Session, job_id: int, *, after_id: int = 0, limit: int | None = None) -> list[JobEvent]:
+    """Events of a job with id greater than `after_id` (an SSE Last-Event-ID), oldest first."""
+    query = select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.id > after_id).order_by(JobEvent.id)
+    return list(session.scalars(query.limit(limit)))
+
+
+def get_history(session: Session, job_id: int) -> History:
+    """The loss points and epoch metrics of a job, in step and epoch order."""
+    steps = session.scalars(select(LossPoint).where(LossPoint.job_id == job_id).order_by(LossPoint.step))
+    epochs = session.scalars(select(EpochMetric).where(EpochMetric.job_id == job_id).order_by(EpochMetric.epoch))
+    return History(steps=list(steps), epochs=list(epochs))
+
+
+def list_checkpoints(session: Session, job_id: int) -> list[Checkpoint]:
+    """The checkpoints kept for a job, by step (their bytes are not loaded)."""
+    return list(session.scalars(select(Checkpoint).where(Checkpoint.job_id == job_id).order_by(Checkpoint.step)))
+
+
+def get_checkpoint(session: Session, job_id: int, *, epoch: int | None = None) -> Checkpoint:
+    """A checkpoint with its bytes: the one ending `epoch`, or the best (highest test accuracy) if None.
+
+    Conflict if the job has no checkpoint yet, NotFound if none was kept for `epoch`.
+    """
+    query = select(Checkpoint).options(undefer(Checkpoint.data)).where(Checkpoint.job_id == job_id)
+    if epoch is not None:
+        # Prefer the end-of-epoch snapshot over one taken when a run stopped mid-way through the next epoch.
+        found = session.scalars(
+            query.where(Checkpoint.epoch == epoch).order_by(Checkpoint.metrics.is_(None), Checkpoint.step)
+        ).first()
+        if found is None:
+            raise NotFound(f"job {job_id} has no checkpoint for epoch {epoch}")
+        return found
+    best_id = best_checkpoint_id(list_checkpoints(session, job_id))
+    if best_id is None:
+        raise Conflict(f"job {job_id} has no checkpoint yet")
+    return session.scalars(query.where(Checkpoint.id == best_id)).one()
+
+
+def best_checkpoint_id(checkpoints: list[Checkpoint]) -> int | None:
+    """The id of the checkpoint with the highest test accuracy (latest wins ties; latest if none has any)."""
+    if not checkpoints:
+        return None
+    scored = [c for c in checkpoints if c.test_acc is not None]
+    pool = scored or checkpoints
+    return max(pool, key=lambda c: (c.test_acc or 0.0, c.step)).id
+
+
+def recent_workers(session: Session, *, within_seconds: float) -> list[Worker]:
+    """Workers seen within the last `within_seconds`, most recently seen first."""
+    since = utcnow() - timedelta(seconds=within_seconds)
+    return list(session.scalars(select(Worker).where(Worker.last_seen >= since).order_by(Worker.last_seen.desc())))
+
+
+def _for_update(session: Session) -> bool:
+    # SQLite has no row locks (the whole database is locked by the write); PostgreSQL locks the row.
+    return session.get_bind().dialect.name != "sqlite"

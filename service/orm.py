@@ -1,0 +1,188 @@
+"""The ORM: jobs, their events, training history, checkpoints, and the workers that run them."""
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db import Base, UTCDateTime, utcnow
+
+# BIGINT on PostgreSQL, but INTEGER on SQLite so that it is the rowid (autoincrement).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+JSONValue = dict[str, Any]
+
+
+class JobStatus(enum.StrEnum):
+    """A job's lifecycle: queued -> running -> succeeded | failed | cancelled (running -> queued on requeue)."""
+
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        """Whether the job has reached a final status."""
+        return self in (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
+
+
+FINISHED_STATUSES = (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
+
+
+def _fk(target: str) -> Any:
+    return ForeignKey(target, ondelete="CASCADE")
+
+
+class Job(Base):
+    """A training job: its spec, queue state (lease), progress, outcome and provenance."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_claim", "status", "priority", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    status: Mapped[JobStatus] = mapped_column(
+        Enum(
+            JobStatus,
+            name="job_status",
+            native_enum=False,
+            create_constraint=True,
+            length=16,
+            values_callable=lambda statuses: [s.value for s in statuses],
+            validate_strings=True,
+        ),
+        default=JobStatus.queued,
+    )
+    spec: Mapped[JSONValue] = mapped_column(JSON)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    # queue: `attempt` counts claims and fences every worker write; lost_leases counts workers that vanished
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    lost_leases: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    # progress
+    epoch: Mapped[int] = mapped_column(Integer, default=0)
+    total_epochs: Mapped[int | None] = mapped_column(Integer)
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    total_steps: Mapped[int | None] = mapped_column(Integer)
+    images_per_sec: Mapped[float | None] = mapped_column(Float)
+    eta_seconds: Mapped[float | None] = mapped_column(Float)
+
+    # outcome and provenance
+    error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[JSONValue | None] = mapped_column(JSON)
+    convlab_version: Mapped[str | None] = mapped_column(String(64))
+    torch_version: Mapped[str | None] = mapped_column(String(64))
+    torchvision_version: Mapped[str | None] = mapped_column(String(64))
+    dataset_checksum: Mapped[str | None] = mapped_column(String(64))
+
+
+class JobEvent(Base):
+    """One status transition or finished epoch; the id is the Server-Sent Events id."""
+
+    __tablename__ = "job_events"
+    __table_args__ = (Index("ix_job_events_job_id_id", "job_id", "id"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(BigId, _fk("jobs.id"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))  # "status" or "epoch"
+    payload: Mapped[JSONValue] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EpochMetric(Base):
+    """The metrics of one finished epoch of a job (one row per epoch)."""
+
+    __tablename__ = "epoch_metrics"
+    __table_args__ = (UniqueConstraint("job_id", "epoch"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(BigId, _fk("jobs.id"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    epoch: Mapped[int] = mapped_column(Integer)
+    train_loss: Mapped[float] = mapped_column(Float)
+    train_acc: Mapped[float] = mapped_column(Float)
+    test_loss: Mapped[float] = mapped_column(Float)
+    test_acc: Mapped[float] = mapped_column(Float)
+    lr: Mapped[float] = mapped_column(Float)
+    seconds: Mapped[float] = mapped_column(Float)
+    images_per_sec: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LossPoint(Base):
+    """The training loss at one global step (1-based)."""
+
+    __tablename__ = "loss_points"
+    __table_args__ = (UniqueConstraint("job_id", "step"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(BigId, _fk("jobs.id"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    step: Mapped[int] = mapped_column(Integer)
+    epoch: Mapped[int] = mapped_column(Integer)
+    examples_seen: Mapped[int] = mapped_column(BigInteger)
+    loss: Mapped[float] = mapped_column(Float)
+
+
+class Checkpoint(Base):
+    """A resumable snapshot (safetensors bytes); `epoch` counts completed epochs."""
+
+    __tablename__ = "checkpoints"
+    __table_args__ = (UniqueConstraint("job_id", "step"), Index("ix_checkpoints_job_id_epoch", "job_id", "epoch"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(BigId, _fk("jobs.id"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    epoch: Mapped[int] = mapped_column(Integer)
+    step: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    format: Mapped[str] = mapped_column(String(32), default="safetensors")
+    metrics: Mapped[JSONValue | None] = mapped_column(JSON)  # the epoch's EpochRecord; None mid-epoch
+    # Loaded only when asked for, so listing checkpoints never reads megabytes of weights.
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+
+    @property
+    def test_acc(self) -> float | None:
+        """The test accuracy recorded with this checkpoint, if it ended an epoch."""
+        value = (self.metrics or {}).get("test_acc")
+        return float(value) if value is not None else None
+
+
+class Worker(Base):
+    """A worker process, for /health: when it started and when it was last seen."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    current_job_id: Mapped[int | None] = mapped_column(BigId)

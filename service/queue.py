@@ -1,0 +1,138 @@
+"""The queue: atomic claims, leases, and the fenced writes a worker makes for the attempt it holds.
+
+Every function here that writes for a worker first runs `_fence`, an UPDATE of the job row matching
+(job id, attempt, running). On PostgreSQL that UPDATE locks the row, on SQLite the transaction already
+holds the write lock (BEGIN IMMEDIATE), so a claim by another worker cannot interleave: once a job has been
+claimed again, the old attempt's writes raise `LeaseLost` and change nothing.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from service.db import begin_write, utcnow
+from service.errors import LeaseLost
+from service.jobs import add_status_event
+from service.orm import Job, JobStatus
+
+
+@dataclass(frozen=True)
+class Lease:
+    """What a worker holds after a claim: the job and the attempt that fences its writes."""
+
+    job_id: int
+    attempt: int
+    owner: str
+
+
+def claim_next_job(
+    session: Session, *, worker_id: str, lease_seconds: float, max_lost_leases: int
+) -> tuple[Job, Lease] | None:
+    """Claim the most urgent queued job, or one whose lease expired; None if there is none.
+
+    Highest priority first, then oldest. A job whose worker was lost `max_lost_leases` times ends failed.
+    Starts its own write transaction; the caller commits.
+    """
+    begin_write(session)
+    while True:
+        now = utcnow()
+        claimable = or_(
+            Job.status == JobStatus.queued,
+            and_(Job.status == JobStatus.running, Job.lease_expires_at < now),
+        )
+        query = select(Job).where(claimable).order_by(Job.priority.desc(), Job.created_at, Job.id)
+        job = session.scalars(query.limit(1).with_for_update(skip_locked=True)).first()
+        if job is None:
+            return None
+        reason = "claimed"
+        if job.status is JobStatus.running:
+            if _settle_lost_job(session, job, max_lost_leases=max_lost_leases):
+                continue
+            reason = f"resumed: the lease of attempt {job.attempt} (worker {job.lease_owner}) expired"
+        job.status = JobStatus.running
+        job.attempt += 1
+        job.lease_owner = worker_id
+        job.lease_expires_at = now + timedelta(seconds=lease_seconds)
+        job.heartbeat_at = now
+        job.started_at = job.started_at or now
+        add_status_event(session, job, reason=reason, worker=worker_id)
+        session.flush()
+        return job, Lease(job_id=job.id, attempt=job.attempt, owner=worker_id)
+
+
+def _settle_lost_job(session: Session, job: Job, *, max_lost_leases: int) -> bool:
+    """Count a lost worker; end the job (True) if it was cancelled or has lost too many workers."""
+    job.lost_leases += 1
+    if job.cancel_requested:
+        _end(session, job, JobStatus.cancelled, reason="cancelled; its worker was lost before it stopped")
+        return True
+    if job.lost_leases >= max_lost_leases:
+        message = f"the job lost its worker {job.lost_leases} times (lease expired without a heartbeat)"
+        _end(session, job, JobStatus.failed, reason=message, error=message)
+        return True
+    return False
+
+
+def _end(session: Session, job: Job, status: JobStatus, *, reason: str, error: str | None = None) -> None:
+    job.status = status
+    job.finished_at = utcnow()
+    job.lease_owner = None
+    job.lease_expires_at = None
+    job.error = error
+    add_status_event(session, job, reason=reason)
+    session.flush()
+
+
+def _fence(session: Session, lease: Lease, **values: Any) -> None:
+    """Update the job row only if `lease` still holds it; LeaseLost otherwise."""
+    statement = (
+        update(Job)
+        .where(Job.id == lease.job_id, Job.attempt == lease.attempt, Job.status == JobStatus.running)
+        .values(updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    if session.execute(statement).rowcount != 1:  # type: ignore[attr-defined]
+        raise LeaseLost(f"job {lease.job_id}: attempt {lease.attempt} no longer holds the lease")
+
+
+def begin_fenced(session: Session, lease: Lease, **values: Any) -> None:
+    """Open a write transaction for `lease`, applying `values` to the job row; LeaseLost if it is gone."""
+    begin_write(session)
+    _fence(session, lease, **values)
+
+
+def renew_lease(session: Session, lease: Lease, *, lease_seconds: float) -> bool:
+    """Extend the lease by `lease_seconds` from now; return whether a cancel was requested."""
+    now = utcnow()
+    begin_fenced(session, lease, heartbeat_at=now, lease_expires_at=now + timedelta(seconds=lease_seconds))
+    return bool(session.scalar(select(Job.cancel_requested).where(Job.id == lease.job_id)))
+
+
+def finish_job(
+    session: Session,
+    lease: Lease,
+    *,
+    status: JobStatus,
+    reason: str,
+    error: str | None = None,
+    result: dict[str, Any] | None = None,
+) -> Job:
+    """End the held job with a final `status` (and error or result); LeaseLost if no longer held."""
+    if not status.finished:
+        raise ValueError(f"{status} is not a final status")
+    begin_fenced(session, lease, result=result, eta_seconds=0.0 if status is JobStatus.succeeded else None)
+    job = session.get_one(Job, lease.job_id, populate_existing=True)
+    _end(session, job, status, reason=reason, error=error)
+    return job
+
+
+def requeue_job(session: Session, lease: Lease, *, reason: str) -> Job:
+    """Return the held job to the queue without counting a lost worker; LeaseLost if no longer held."""
+    begin_fenced(session, lease, status=JobStatus.queued, lease_owner=None, lease_expires_at=None)
+    job = session.get_one(Job, lease.job_id, populate_existing=True)
+    add_status_event(session, job, reason=reason)
+    session.flush()
+    return job
