@@ -33,6 +33,14 @@ class Settings(BaseSettings):
     predict_max_images: int = Field(256, ge=1)
     predict_max_bytes: int = Field(10 * 1024 * 1024, ge=1, description="Largest request body for predict.")
     predict_max_pixels: int = Field(4096 * 4096, ge=1, description="Largest decoded image (width x height).")
+    predict_batch_max_size: int = Field(
+        32, ge=1, description="Dynamic batching: most images in one forward pass (1 turns batching off)."
+    )
+    predict_batch_max_delay_ms: float = Field(
+        2.0, ge=0, description="Dynamic batching: longest wait for more requests to join a batch."
+    )
+    events_poll_seconds: float = Field(0.5, gt=0, description="How often /jobs/{id}/events looks for news.")
+    migrate_on_start: bool = Field(True, description="The API applies database migrations when it starts.")
 
     @model_validator(mode="after")
     def _default_database(self) -> "Settings":

@@ -3,13 +3,34 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from anyio import to_thread
+from fastapi import FastAPI
 
 from service import __version__
-from service.api import optlab
+from service.api import architectures, checkpoints, docs, events, history, jobs, optlab, predict, system
+from service.api.handlers import install_error_handlers
+from service.api.limits import BodySizeLimit
 from service.config import Settings, get_settings
-from service.errors import ConvlabError
+from service.db import make_engine, make_session_factory, upgrade_database
+from service.inference import BatcherPool, ModelCache
+
+DESCRIPTION = """
+Train, track and serve the CNNs of *Dive into Deep Learning* (LeNet, BN-LeNet, ResNet-18, DenseNet) and compute
+the optimization chapter's algorithms.
+
+Submit a job with `POST /jobs`, follow it live with `GET /jobs/{id}/events` (Server-Sent Events), read its
+history and plots, download its safetensors checkpoints and classify images with `POST /jobs/{id}/predict`.
+Every error answer is JSON with a human-readable `detail`.
+"""
+
+TAGS = [
+    {"name": "jobs", "description": "Queue, inspect, cancel and delete training jobs."},
+    {"name": "history", "description": "Loss and accuracy curves of a job, as JSON, PNG or SVG; live events."},
+    {"name": "checkpoints", "description": "The safetensors snapshots a job kept."},
+    {"name": "predict", "description": "Classify images with a trained job's model."},
+    {"name": "architectures", "description": "The trainable CNNs and their layer tables."},
+    {"name": "system", "description": "Health and version."},
+]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -18,15 +39,36 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        if settings.migrate_on_start:
+            await to_thread.run_sync(upgrade_database, settings.database_url)
         app.state.settings = settings
-        yield
+        app.state.engine = engine
+        app.state.session_factory = make_session_factory(engine)
+        app.state.model_cache = ModelCache(settings.model_cache_size)
+        app.state.batchers = BatcherPool(
+            max_batch=settings.predict_batch_max_size, max_delay_s=settings.predict_batch_max_delay_ms / 1000
+        )
+        try:
+            yield
+        finally:
+            await app.state.batchers.aclose()
+            engine.dispose()
 
-    app = FastAPI(title="convlab", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="convlab",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+        docs_url=None,  # served by service.api.docs from vendored assets, so they work offline
+        redoc_url=None,
+    )
     app.state.settings = settings
+    for module in (jobs, history, events, checkpoints, predict, architectures, system, docs):
+        app.include_router(module.router)
     app.include_router(optlab.router)
-
-    @app.exception_handler(ConvlabError)
-    async def _domain_error(request: Request, exc: ConvlabError) -> JSONResponse:
-        return JSONResponse(status_code=exc.status_code, content={"detail": exc.detail})
-
+    app.mount(docs.STATIC_PREFIX, docs.static_files(), name="static")
+    app.add_middleware(BodySizeLimit, max_bytes=settings.predict_max_bytes)
+    install_error_handlers(app)
     return app

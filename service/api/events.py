@@ -1,0 +1,103 @@
+"""Live job events as Server-Sent Events: status changes, finished epochs and progress."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from anyio import to_thread
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from sqlalchemy.orm import Session, sessionmaker
+
+from service import jobs
+from service.deps import ExistingJobId, SessionFactoryDep, SettingsDep
+from service.errors import InvalidInput
+from service.orm import Job
+from service.schemas import ErrorResponse
+
+router = APIRouter(prefix="/jobs", tags=["history"])
+PAGE = 500  # events sent per database read
+
+
+@dataclass(frozen=True)
+class Poll:
+    events: list[tuple[int, str, dict[str, Any]]]  # (id, kind, payload), oldest first
+    job: dict[str, Any] | None  # the job's status and progress; None once it was deleted
+    finished: bool
+
+
+def resume_after(
+    last_event_id: Annotated[str | None, Header(description="Resume after this event id (sent by browsers).")] = None,
+    after: Annotated[int | None, Query(ge=0, description="Resume after this event id (for plain clients).")] = None,
+) -> int:
+    """The event id to resume after: the Last-Event-ID header, else `after`, else 0 (from the beginning)."""
+    if last_event_id is None or not last_event_id.strip():
+        return after or 0
+    if not last_event_id.strip().isdigit():
+        raise InvalidInput(f"Last-Event-ID: expected an event id (a non-negative integer), got {last_event_id!r}")
+    return int(last_event_id)
+
+
+def _progress(job: Job) -> dict[str, Any]:
+    keys = ("status", "attempt", "epoch", "total_epochs", "step", "total_steps", "images_per_sec", "eta_seconds")
+    values = {k: getattr(job, k) for k in keys}
+    values["status"] = job.status.value
+    return values
+
+
+def poll(factory: sessionmaker[Session], job_id: int, after: int) -> Poll:
+    """Read, in one short transaction, the job's progress and its events after id `after`."""
+    with factory() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            return Poll([], None, True)
+        events = jobs.list_events(session, job_id, after_id=after, limit=PAGE)
+        drained = len(events) < PAGE
+        return Poll([(e.id, e.kind, e.payload) for e in events], _progress(job), job.status.finished and drained)
+
+
+async def event_stream(
+    request: Request, factory: sessionmaker[Session], job_id: int, after: int, interval: float
+) -> AsyncIterator[ServerSentEvent]:
+    """Stored events after `after`, then new ones and progress as they happen, until the job has finished."""
+    last_progress: dict[str, Any] | None = None
+    while not await request.is_disconnected():
+        state = await to_thread.run_sync(poll, factory, job_id, after)
+        for event_id, kind, payload in state.events:
+            after = event_id
+            yield ServerSentEvent(id=str(event_id), event=kind, data={"job_id": job_id, **payload})
+        if state.job is None:
+            yield ServerSentEvent(event="deleted", data={"job_id": job_id})
+            return
+        if state.finished:
+            return
+        if state.job != last_progress and state.job["status"] == "running":
+            last_progress = state.job
+            yield ServerSentEvent(event="progress", data={"job_id": job_id, **state.job})
+        await asyncio.sleep(interval)
+
+
+@router.get(
+    "/{job_id}/events",
+    response_class=EventSourceResponse,
+    summary="Follow a job live (Server-Sent Events)",
+    responses={
+        200: {
+            "description": "`status` events (id = event row), `epoch` events with the epoch's metrics (with id), "
+            "and `progress` events (no id) while it runs. The stream closes after the final status.",
+        },
+        404: {"model": ErrorResponse, "description": "No such job."},
+        422: {"model": ErrorResponse, "description": "Last-Event-ID is not an event id."},
+    },
+)
+async def stream_events(
+    request: Request,
+    job_id: ExistingJobId,
+    factory: SessionFactoryDep,
+    settings: SettingsDep,
+    after: Annotated[int, Depends(resume_after)],
+) -> AsyncIterator[ServerSentEvent]:
+    """Replay the job's events after Last-Event-ID, then stream new ones until the job finishes."""
+    async for event in event_stream(request, factory, job_id, after, settings.events_poll_seconds):
+        yield event

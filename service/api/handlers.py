@@ -1,0 +1,59 @@
+"""The one place where errors become HTTP responses: every error body is JSON with a readable `detail`."""
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from service.errors import ConvlabError
+
+log = logging.getLogger("convlab.api")
+
+
+def describe_validation_errors(errors: Sequence[Any]) -> str:
+    """One line per problem, each naming the field (dotted path) and what is wrong with it."""
+    parts = []
+    for error in errors:
+        loc = [str(p) for p in error.get("loc", ())]
+        if loc and loc[0] == "body":
+            loc = loc[1:]
+        elif loc and loc[0] in ("query", "path", "header"):
+            loc = [f"{loc[-1]} ({loc[0]} parameter)"] if len(loc) > 1 else loc
+        field = ".".join(loc) or "body"
+        parts.append(f"{field}: {error.get('msg', 'invalid value')}")
+    return "; ".join(parts)
+
+
+def _is_malformed_json(errors: Sequence[Any]) -> bool:
+    return any(error.get("type") == "json_invalid" for error in errors)
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ConvlabError)
+    return JSONResponse(status_code=exc.status_code, content={"detail": exc.detail})
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if _is_malformed_json(errors):
+        ctx = errors[0].get("ctx") or {}
+        detail = f"malformed JSON body: {ctx.get('error', 'could not be parsed')}"
+        return JSONResponse(status_code=400, content={"detail": detail})
+    simple = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in errors]
+    return JSONResponse(status_code=422, content={"detail": describe_validation_errors(errors), "errors": simple})
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(status_code=500, content={"detail": "internal server error"})
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map domain exceptions, request validation errors and unexpected errors to JSON responses."""
+    app.add_exception_handler(ConvlabError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)

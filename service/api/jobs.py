@@ -1,0 +1,88 @@
+"""Training jobs: queue, list, inspect, cancel, delete."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Response
+
+from service import jobs
+from service.api.validation import check_job_limits
+from service.deps import JobDep, SessionDep, SettingsDep
+from service.orm import Job, JobStatus
+from service.schemas import JOB_EXAMPLE, ErrorResponse, JobCreate, JobPage, JobRead
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "description": "No such job."}}
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Queue a training job",
+    response_model=JobRead,
+    responses={
+        400: {"model": ErrorResponse, "description": "The body is not valid JSON."},
+        422: {
+            "model": ErrorResponse,
+            "description": "Unknown architecture, dataset, optimizer or field; a value out of range or above a "
+            "configured limit; or a dataset whose files are not available.",
+        },
+    },
+)
+def create_job(
+    body: Annotated[JobCreate, Body(openapi_examples={"bn_lenet": {"summary": "BN-LeNet", "value": JOB_EXAMPLE}})],
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
+) -> Job:
+    """Validate the spec, fill in the book's recipe for what is left out, and queue the job."""
+    spec = body.to_spec()
+    check_job_limits(spec, settings)
+    job = jobs.create_job(session, spec=spec, priority=body.priority)
+    session.commit()
+    response.headers["Location"] = f"/jobs/{job.id}"
+    return job
+
+
+@router.get("", summary="List jobs, newest first", response_model=JobPage)
+def list_jobs(
+    session: SessionDep,
+    status: Annotated[JobStatus | None, Query(description="Only jobs with this status.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JobPage:
+    """A page of jobs, optionally with one status, newest first, and the total matching."""
+    items, total = jobs.list_jobs(session, status=status, limit=limit, offset=offset)
+    return JobPage(items=[JobRead.model_validate(j) for j in items], total=total, limit=limit, offset=offset)
+
+
+@router.get("/{job_id}", summary="Get a job", response_model=JobRead, responses=NOT_FOUND)
+def get_job(job: JobDep) -> Job:
+    """Status, spec, progress and outcome of one job."""
+    return job
+
+
+@router.post(
+    "/{job_id}/cancel",
+    summary="Cancel a job",
+    response_model=JobRead,
+    responses={**NOT_FOUND, 409: {"model": ErrorResponse, "description": "The job has already finished."}},
+)
+def cancel_job(job: JobDep, session: SessionDep) -> Job:
+    """Cancel a queued job at once, or ask a running one to stop at its next batch (it keeps a checkpoint)."""
+    jobs.request_cancel(session, job)
+    session.commit()
+    return job
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=204,
+    summary="Delete a finished job",
+    responses={**NOT_FOUND, 409: {"model": ErrorResponse, "description": "The job is queued or running."}},
+)
+def delete_job(job: JobDep, session: SessionDep) -> Response:
+    """Delete a finished job with its events, history and checkpoints."""
+    jobs.delete_job(session, job)
+    session.commit()
+    return Response(status_code=204)

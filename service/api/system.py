@@ -1,0 +1,46 @@
+"""Service health and version."""
+
+import platform
+
+import torch
+from fastapi import APIRouter, Response
+from sqlalchemy import text
+
+from service import __version__, jobs
+from service.deps import SessionDep, SettingsDep
+from service.schemas import HealthRead, VersionRead
+
+router = APIRouter(tags=["system"])
+
+
+@router.get(
+    "/health",
+    summary="Is the service healthy?",
+    response_model=HealthRead,
+    responses={503: {"model": HealthRead, "description": "The database cannot be reached."}},
+)
+def health(session: SessionDep, settings: SettingsDep, response: Response) -> HealthRead:
+    """Whether the database answers, and which workers sent a heartbeat recently (503 if the database is down)."""
+    try:
+        session.execute(text("SELECT 1"))
+        workers = jobs.recent_workers(session, within_seconds=3 * settings.lease_seconds)
+    except Exception as exc:  # any driver error means "unreachable" here; it is reported, not raised
+        response.status_code = 503
+        return HealthRead(status="degraded", database=False, database_error=str(exc).splitlines()[0])
+    listed = [
+        {
+            "id": w.id,
+            "hostname": w.hostname,
+            "pid": w.pid,
+            "last_seen": w.last_seen.isoformat(),
+            "current_job_id": w.current_job_id,
+        }
+        for w in workers
+    ]
+    return HealthRead(status="ok", database=True, workers=listed, workers_alive=len(listed))
+
+
+@router.get("/version", summary="Version of convlab and its runtime", response_model=VersionRead)
+def version() -> VersionRead:
+    """convlab, Python and torch versions."""
+    return VersionRead(version=__version__, python=platform.python_version(), torch=torch.__version__)

@@ -1,0 +1,38 @@
+"""Checks on a job spec that need the server's configuration: limits, dataset files, input size."""
+
+from functools import lru_cache
+
+from models import build_model, summarize
+from service.config import Settings
+from service.errors import DatasetUnavailable, InvalidInput
+from service.spec import JobSpec, resolve_defaults
+from service.training.datasets import check_dataset_available, get_dataset_info
+
+
+@lru_cache(maxsize=128)
+def _input_fits(architecture: str, size: int, in_channels: int) -> str | None:
+    try:
+        summarize(build_model(architecture, in_channels=in_channels, input_size=size), (1, in_channels, size, size))
+    except (ValueError, RuntimeError) as exc:
+        return str(exc)
+    return None
+
+
+def check_job_limits(spec: JobSpec, settings: Settings) -> None:
+    """InvalidInput naming the field when the spec exceeds a configured limit or cannot run here."""
+    resolved = resolve_defaults(spec)
+    assert resolved.epochs is not None and resolved.batch_size is not None and resolved.resize is not None
+    if resolved.epochs > settings.max_epochs:
+        raise InvalidInput(f"epochs: {resolved.epochs} is above the limit of {settings.max_epochs} (max_epochs)")
+    if resolved.batch_size > settings.max_batch_size:
+        raise InvalidInput(
+            f"batch_size: {resolved.batch_size} is above the limit of {settings.max_batch_size} (max_batch_size)"
+        )
+    try:
+        check_dataset_available(spec.dataset, settings.data_dir, settings.allow_download)
+    except DatasetUnavailable as exc:
+        raise DatasetUnavailable(f"dataset: {exc.detail}") from None
+    in_channels = get_dataset_info(spec.dataset).in_channels
+    problem = _input_fits(spec.architecture, resolved.resize, in_channels)
+    if problem is not None:
+        raise InvalidInput(f"resize: {resolved.resize} is too small for {spec.architecture} ({problem})")

@@ -1,0 +1,58 @@
+"""Dependencies of the HTTP handlers: settings, database sessions, loaded jobs, the model cache."""
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from sqlalchemy.orm import Session, sessionmaker
+
+from service import jobs
+from service.config import Settings
+from service.inference import ModelCache
+from service.orm import Job
+
+
+def get_app_settings(request: Request) -> Settings:
+    """The settings the app was built with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_session_factory(request: Request) -> sessionmaker[Session]:
+    """The session factory created by the lifespan."""
+    factory: sessionmaker[Session] = request.app.state.session_factory
+    return factory
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """A session for one request, closed as soon as the handler returns (uncommitted work is rolled back)."""
+    with get_session_factory(request)() as session:
+        yield session
+
+
+def get_model_cache(request: Request) -> ModelCache:
+    """The LRU cache of loaded checkpoints created by the lifespan."""
+    cache: ModelCache = request.app.state.model_cache
+    return cache
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+ModelCacheDep = Annotated[ModelCache, Depends(get_model_cache)]
+JobIdPath = Annotated[int, Path(ge=1, description="The job's id.", examples=[1])]
+
+
+def load_job(job_id: JobIdPath, session: SessionDep) -> Job:
+    """The job named in the path; 404 if there is none."""
+    return jobs.get_job(session, job_id)
+
+
+def require_job(job_id: JobIdPath, factory: SessionFactoryDep) -> int:
+    """The id of an existing job (404 otherwise), checked with a session that is closed at once."""
+    with factory() as session:
+        return jobs.get_job(session, job_id).id
+
+
+JobDep = Annotated[Job, Depends(load_job)]
+ExistingJobId = Annotated[int, Depends(require_job)]

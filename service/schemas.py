@@ -1,0 +1,210 @@
+"""Wire types of the HTTP API: what clients send and receive (the ORM lives in service/orm.py)."""
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.orm import JobStatus
+from service.spec import JobSpec
+
+
+class ErrorResponse(BaseModel):
+    """Every error answer: a human-readable `detail` naming the field and the problem."""
+
+    detail: str = Field(examples=["optimizer.lr: Input should be greater than 0"])
+
+
+class VersionRead(BaseModel):
+    name: str = "convlab"
+    version: str = Field(examples=["0.1.0"])
+    python: str = Field(examples=["3.11.2"])
+    torch: str = Field(examples=["2.14.1"])
+    api: str = Field("1", description="Version of the HTTP contract.")
+
+
+class HealthRead(BaseModel):
+    status: str = Field(examples=["ok"], description="ok, or degraded when the database is unreachable.")
+    database: bool = Field(description="The database answered a query.")
+    database_error: str | None = None
+    workers: list[dict[str, Any]] = Field(
+        default_factory=list, description="Workers with a heartbeat in the last few lease periods."
+    )
+    workers_alive: int = 0
+
+
+class ArchitectureRead(BaseModel):
+    name: str = Field(examples=["bn_lenet"])
+    description: str
+    default_input_size: int = Field(examples=[28])
+    num_params: int = Field(description="Trainable parameters for 1 input channel and 10 classes.")
+
+
+class LayerRead(BaseModel):
+    name: str = Field(examples=["0"])
+    kind: str = Field(examples=["Conv2d"])
+    output_shape: list[int] = Field(examples=[[1, 6, 24, 24]])
+    num_params: int
+
+
+class ArchitectureSummary(ArchitectureRead):
+    input_shape: list[int] = Field(examples=[[1, 1, 28, 28]])
+    layers: list[LayerRead]
+
+
+JOB_EXAMPLE: dict[str, Any] = {
+    "architecture": "bn_lenet",
+    "dataset": "fashion_mnist",
+    "epochs": 2,
+    "batch_size": 256,
+    "optimizer": {"name": "sgd", "lr": 1.0},
+    "seed": 0,
+}
+
+
+class JobCreate(JobSpec):
+    """A job to queue: the training spec (omitted fields get the book's recipe) and a queue priority."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                JOB_EXAMPLE,
+                {"architecture": "resnet18", "epochs": 1, "train_subset": 2048, "resize": 96, "priority": 5},
+            ]
+        },
+    )
+
+    priority: int = Field(0, ge=-1000, le=1000, description="Higher runs first; ties run oldest first.")
+
+    def to_spec(self) -> JobSpec:
+        """The training spec alone (without the queue priority)."""
+        return JobSpec.model_validate(self.model_dump(exclude={"priority"}))
+
+
+class JobRead(BaseModel):
+    """A job: status, the full spec with defaults filled in, progress, outcome and provenance."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int = Field(examples=[1])
+    status: JobStatus = Field(examples=["queued"])
+    spec: dict[str, Any] = Field(description="The complete spec, with the book's defaults filled in.")
+    priority: int
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    updated_at: datetime | None = None
+    attempt: int = Field(description="How many times a worker has claimed the job.")
+    cancel_requested: bool
+    epoch: int = Field(description="Completed epochs.")
+    total_epochs: int | None = None
+    step: int = Field(description="Completed training steps (batches).")
+    total_steps: int | None = None
+    images_per_sec: float | None = None
+    eta_seconds: float | None = None
+    error: str | None = None
+    result: dict[str, Any] | None = None
+    convlab_version: str | None = None
+    torch_version: str | None = None
+    dataset_checksum: str | None = None
+
+
+class JobPage(BaseModel):
+    """One page of jobs, newest first."""
+
+    items: list[JobRead]
+    total: int = Field(description="Jobs matching the filter, over all pages.")
+    limit: int
+    offset: int
+
+
+class StepRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    step: int
+    epoch: int
+    examples_seen: int
+    loss: float
+
+
+class EpochRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    epoch: int
+    train_loss: float
+    train_acc: float
+    test_loss: float
+    test_acc: float
+    lr: float
+    seconds: float
+    images_per_sec: float
+
+
+class HistoryRead(BaseModel):
+    """Training loss per logged step (downsampled on request) and metrics per finished epoch."""
+
+    job_id: int
+    steps: list[StepRead]
+    epochs: list[EpochRead]
+    total_steps_recorded: int = Field(description="Step points stored, before any downsampling.")
+
+
+class CheckpointRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    epoch: int = Field(description="Completed epochs when it was taken.")
+    step: int
+    attempt: int
+    sha256: str
+    size: int = Field(description="Bytes of the safetensors file.")
+    format: str = "safetensors"
+    created_at: datetime
+    metrics: dict[str, Any] | None = Field(None, description="The epoch's metrics; null mid-epoch.")
+    best: bool = Field(False, description="The checkpoint predictions use by default (best test accuracy).")
+
+
+# A 1x1 black gray PNG, base64-encoded: the smallest valid example image.
+ONE_PIXEL_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg=="
+
+
+class PredictRequest(BaseModel):
+    """Images as base64 PNG/JPEG strings, or as pixel arrays (rows of 0..255); exactly one of the two."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "images": [
+                        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg=="
+                    ]
+                },
+                {"pixels": [[[0] * 28] * 28]},
+            ]
+        },
+    )
+
+    images: list[str] | None = Field(None, description="Base64-encoded PNG or JPEG files (data: URLs allowed).")
+    pixels: list[list[list[float]]] | None = Field(
+        None, description="Gray images as [H][W] arrays of numbers 0..255, e.g. 28x28 for Fashion-MNIST."
+    )
+
+
+class ClassScore(BaseModel):
+    class_index: int = Field(examples=[9])
+    label: str = Field(examples=["Ankle boot"])
+    probability: float = Field(examples=[0.97])
+
+
+class PredictionRead(ClassScore):
+    top_k: list[ClassScore]
+
+
+class PredictResponse(BaseModel):
+    """Predictions in input order, and which checkpoint made them."""
+
+    job_id: int
+    checkpoint_epoch: int
+    checkpoint_sha256: str
+    predictions: list[PredictionRead]
