@@ -42,6 +42,16 @@ class Settings(BaseSettings):
     events_poll_seconds: float = Field(0.5, gt=0, description="How often /jobs/{id}/events looks for news.")
     migrate_on_start: bool = Field(True, description="The API applies database migrations when it starts.")
 
+    # optimization lab limits (each violation answers 422)
+    optlab_max_expression_length: int = Field(500, ge=1, description="Longest objective expression.")
+    optlab_max_depth: int = Field(40, ge=1, description="Deepest nesting of an expression.")
+    optlab_max_exponent: float = Field(100.0, gt=0, description="Largest |constant exponent| in an expression.")
+    optlab_max_dimension: int = Field(16, ge=1, description="Most coordinates of an objective.")
+    optlab_max_steps: int = Field(20_000, ge=1, description="Most steps of one trajectory.")
+    optlab_max_optimizers: int = Field(8, ge=1, description="Most optimizers compared in one call.")
+    optlab_max_grid: int = Field(201, ge=2, description="Most grid points per axis of a contour grid.")
+    optlab_max_linreg_epochs: int = Field(20, ge=1, description="Most epochs of a linear-regression run.")
+
     @model_validator(mode="after")
     def _default_database(self) -> "Settings":
         if not self.database_url:
