@@ -1,21 +1,127 @@
-"""The `convlab` command line."""
+"""The `convlab` command line: serve the API with workers, run a worker, migrate the database."""
 
 import argparse
+import logging
+import signal
+import subprocess
+import sys
+import threading
 from collections.abc import Sequence
+from types import FrameType
 
 from service import __version__
+from service.config import Settings, get_settings
+
+log = logging.getLogger("convlab")
+WORKER_STOP_SECONDS = 60.0  # how long `serve` waits for its workers to checkpoint and requeue on exit
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per action."""
     parser = argparse.ArgumentParser(prog="convlab", description=__doc__)
     parser.add_argument("--version", action="version", version=f"convlab {__version__}")
-    parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="migrate, then run the HTTP API and N worker processes")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="training worker processes (0: the API alone)")
+    serve.add_argument("--log-level", default="info")
+
+    worker = commands.add_parser("worker", help="migrate, then claim and train jobs until stopped")
+    worker.add_argument("--burst", action="store_true", help="exit once the queue is empty")
+    worker.add_argument("--no-migrate", action="store_true", help="skip the migration at start")
+
+    db = commands.add_parser("db", help="database migrations").add_subparsers(dest="db_command", required=True)
+    upgrade = db.add_parser("upgrade", help="apply migrations (default: up to head)")
+    upgrade.add_argument("revision", nargs="?", default="head")
+    downgrade = db.add_parser("downgrade", help="revert migrations (default: down to base, dropping all data)")
+    downgrade.add_argument("revision", nargs="?", default="base")
+    db.add_parser("current", help="print the database's revision")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `convlab` console script."""
     args = build_parser().parse_args(argv)
-    del args
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    settings = get_settings()
+    if args.command == "serve":
+        return serve(settings, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level)
+    if args.command == "worker":
+        return worker(settings, burst=args.burst, migrate=not args.no_migrate)
+    return database(settings, args.db_command, getattr(args, "revision", None))
+
+
+def database(settings: Settings, command: str, revision: str | None) -> int:
+    """Run a `convlab db` sub-command."""
+    from service.db import current_revision, downgrade_database, upgrade_database
+
+    if command == "upgrade":
+        upgrade_database(settings.database_url, revision or "head")
+    elif command == "downgrade":
+        downgrade_database(settings.database_url, revision or "base")
+    print(current_revision(settings.database_url) or "(empty)")
     return 0
+
+
+def worker(settings: Settings, *, burst: bool = False, migrate: bool = True) -> int:
+    """Run one worker in this process; SIGTERM/SIGINT stop it at the next batch boundary, requeueing its job."""
+    from service.db import upgrade_database
+    from service.worker import run_worker
+
+    if migrate:
+        upgrade_database(settings.database_url)
+    shutdown = threading.Event()
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        if shutdown.is_set():
+            raise KeyboardInterrupt  # a second signal: give up on the graceful stop
+        log.info("signal %s: stopping at the next batch boundary", signal.Signals(signum).name)
+        shutdown.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    run_worker(settings, shutdown=shutdown, burst=burst)
+    return 0
+
+
+def serve(settings: Settings, *, host: str, port: int, workers: int, log_level: str) -> int:
+    """Migrate, start `workers` worker processes, run the API until it stops, then stop the workers."""
+    import uvicorn
+
+    from service.db import upgrade_database
+
+    upgrade_database(settings.database_url)
+    processes = [start_worker_process() for _ in range(workers)]
+    log.info("convlab %s: API docs at http://%s:%d/docs, %d worker(s)", __version__, host, port, workers)
+    try:
+        uvicorn.run("service.main:create_app", factory=True, host=host, port=port, log_level=log_level)
+    finally:
+        stop_worker_processes(processes, timeout=WORKER_STOP_SECONDS)
+    return 0
+
+
+def start_worker_process() -> "subprocess.Popen[bytes]":
+    """Start `convlab worker` as a child process (same environment, hence the same settings)."""
+    # A session of its own: a Ctrl-C at the terminal reaches only `serve`, which then stops each worker once.
+    return subprocess.Popen([sys.executable, "-m", "service.cli", "worker", "--no-migrate"], start_new_session=True)
+
+
+def stop_worker_processes(processes: Sequence["subprocess.Popen[bytes]"], *, timeout: float) -> None:
+    """Ask each worker to stop (SIGTERM), wait up to `timeout` seconds, then kill the stragglers."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("worker %d did not stop in %.0f s; killing it", process.pid, timeout)
+            process.kill()
+            process.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from service.db import begin_write, utcnow
 from service.errors import LeaseLost
 from service.jobs import add_status_event
-from service.orm import Job, JobStatus
+from service.orm import Job, JobStatus, Worker
 
 
 @dataclass(frozen=True)
@@ -136,3 +136,23 @@ def requeue_job(session: Session, lease: Lease, *, reason: str) -> Job:
     add_status_event(session, job, reason=reason)
     session.flush()
     return job
+
+
+def register_worker(session: Session, *, worker_id: str, hostname: str, pid: int) -> Worker:
+    """Record a starting worker process (for /health)."""
+    now = utcnow()
+    worker = Worker(id=worker_id, hostname=hostname, pid=pid, started_at=now, last_seen=now)
+    session.add(worker)
+    session.flush()
+    return worker
+
+
+def touch_worker(session: Session, worker_id: str, *, current_job_id: int | None) -> None:
+    """Mark a worker as alive now, running `current_job_id` (None when idle)."""
+    statement = (
+        update(Worker)
+        .where(Worker.id == worker_id)
+        .values(last_seen=utcnow(), current_job_id=current_job_id)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(statement)

@@ -1,0 +1,105 @@
+"""The worker's training callbacks: persist what `fit()` reports, fenced by the lease, and decide when to stop."""
+
+import threading
+import time
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from service import __version__
+from service.heartbeat import Heartbeat
+from service.history import record_checkpoint, record_epoch, record_progress, record_start
+from service.queue import Lease
+from service.training import Callbacks, Checkpoint, EpochRecord, Progress, RunInfo, StepRecord
+
+PROGRESS_WRITE_SECONDS = 1.0  # at most this often to the database
+
+
+class JobRecorder(Callbacks):
+    """Writes a job's provenance, progress, loss points, epochs and checkpoints for the attempt in `lease`.
+
+    Loss points are buffered and written with the next progress, epoch or checkpoint write, so every point
+    up to a checkpoint is stored in the same transaction as (or before) the checkpoint.
+    """
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        lease: Lease,
+        *,
+        heartbeat: Heartbeat,
+        shutdown: threading.Event,
+        keep_checkpoints: int,
+        batch_size: int,
+    ) -> None:
+        self.session_factory = session_factory
+        self.lease = lease
+        self.heartbeat = heartbeat
+        self.shutdown = shutdown
+        self.keep_checkpoints = keep_checkpoints
+        self.batch_size = batch_size
+        self.pending: list[StepRecord] = []
+        self.start_step = 0
+        self.last_write = 0.0
+
+    def stop_reason(self) -> str | None:
+        """Why training should stop now: "lease lost", "cancelled", "shutdown", or None to go on."""
+        if self.heartbeat.lost.is_set():
+            return "lease lost"
+        if self.heartbeat.cancel_requested.is_set():
+            return "cancelled"
+        if self.shutdown.is_set():
+            return "shutdown"
+        return None
+
+    def should_stop(self) -> bool:
+        """Stop at the next batch boundary when the lease is gone, a cancel arrived, or the worker stops."""
+        return self.stop_reason() is not None
+
+    def on_start(self, info: RunInfo) -> None:
+        """Store provenance and totals."""
+        self.start_step = info.resumed_from_step
+        with self.session_factory() as session:
+            record_start(session, self.lease, info=info, convlab_version=__version__)
+            session.commit()
+
+    def on_step(self, record: StepRecord) -> None:
+        """Buffer a loss point."""
+        self.pending.append(record)
+
+    def on_progress(self, progress: Progress) -> None:
+        """Store progress (and buffered points) at most once a second."""
+        now = time.monotonic()
+        if now - self.last_write < PROGRESS_WRITE_SECONDS:
+            return
+        self.last_write = now
+        steps_done = progress.step - self.start_step
+        rate = steps_done / progress.elapsed_seconds if progress.elapsed_seconds > 0 else 0.0
+        eta = (progress.total_steps - progress.step) / rate if rate > 0 else None
+        with self.session_factory() as session:
+            record_progress(
+                session,
+                self.lease,
+                points=self.pending,
+                epoch=progress.epoch,
+                step=progress.step,
+                images_per_sec=rate * self.batch_size if rate > 0 else None,
+                eta_seconds=eta,
+            )
+            session.commit()
+        self.pending = []
+
+    def on_epoch(self, record: EpochRecord) -> None:
+        """Store the epoch's metrics and its event."""
+        with self.session_factory() as session:
+            record_epoch(session, self.lease, record=record, points=self.pending)
+            session.commit()
+        self.pending = []
+
+    def on_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Store the checkpoint and prune old ones."""
+        with self.session_factory() as session:
+            record_checkpoint(
+                session, self.lease, checkpoint=checkpoint, points=self.pending, keep=self.keep_checkpoints
+            )
+            session.commit()
+        self.pending = []

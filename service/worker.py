@@ -1,0 +1,169 @@
+"""The worker process: claim a job, train it with the recorder's callbacks, persist the outcome, repeat.
+
+`convlab worker` runs `run_worker`; SIGTERM/SIGINT set `shutdown`, which stops training at the next batch
+boundary with a checkpoint and returns the job to the queue.
+"""
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.config import Settings
+from service.db import make_engine, make_session_factory
+from service.errors import LeaseLost
+from service.heartbeat import Heartbeat
+from service.history import result_summary, start_attempt
+from service.orm import Job, JobStatus
+from service.queue import Lease, claim_next_job, finish_job, register_worker, requeue_job, touch_worker
+from service.recorder import JobRecorder
+from service.spec import JobSpec, resolve_defaults
+from service.training import FitResult, fit
+
+log = logging.getLogger(__name__)
+
+
+def new_worker_id() -> str:
+    """A worker id unique across hosts and restarts: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class JobWorker:
+    """One worker: its identity, settings, database sessions and the shutdown flag."""
+
+    settings: Settings
+    session_factory: sessionmaker[Session]
+    shutdown: threading.Event
+    worker_id: str
+
+    @classmethod
+    def create(cls, settings: Settings, *, shutdown: threading.Event | None = None) -> "JobWorker":
+        """A worker on `settings.database_url`, registered in the workers table."""
+        factory = make_session_factory(make_engine(settings.database_url))
+        worker = cls(settings, factory, shutdown or threading.Event(), new_worker_id())
+        with factory() as session:
+            register_worker(session, worker_id=worker.worker_id, hostname=socket.gethostname(), pid=os.getpid())
+            session.commit()
+        return worker
+
+    def run(self, *, burst: bool = False) -> int:
+        """Process jobs until shutdown (or, with `burst`, until the queue is empty); return how many ran."""
+        done = 0
+        while not self.shutdown.is_set():
+            if self.run_next():
+                done += 1
+            elif burst:
+                break
+            else:
+                self.shutdown.wait(self.settings.poll_seconds)
+        log.info("worker %s stopping after %d job(s)", self.worker_id, done)
+        return done
+
+    def run_next(self) -> bool:
+        """Claim and run one job; False if there was nothing to claim."""
+        with self.session_factory() as session:
+            claimed = claim_next_job(
+                session,
+                worker_id=self.worker_id,
+                lease_seconds=self.settings.lease_seconds,
+                max_lost_leases=self.settings.max_lost_leases,
+            )
+            touch_worker(session, self.worker_id, current_job_id=claimed[1].job_id if claimed else None)
+            session.commit()
+        if claimed is None:
+            return False
+        job, lease = claimed
+        log.info("worker %s: job %s attempt %s", self.worker_id, lease.job_id, lease.attempt)
+        try:
+            self.run_job(job, lease)
+        except LeaseLost as exc:
+            log.warning("%s; leaving the job to its new owner", exc)
+        except SQLAlchemyError:
+            # The database failed us mid-job: the lease runs out and a worker resumes from the last checkpoint.
+            log.exception("job %s: database error; abandoning the attempt", lease.job_id)
+            self.shutdown.wait(self.settings.poll_seconds)
+        return True
+
+    def run_job(self, job: Job, lease: Lease) -> None:
+        """Train the claimed job from its last checkpoint and store how it ended."""
+        spec = resolve_defaults(JobSpec.model_validate(job.spec))
+        resume_from = self._prepare_resume(lease)
+        interval = min(self.settings.lease_seconds / 3, self.settings.poll_seconds)
+        with Heartbeat(self.session_factory, lease, lease_seconds=self.settings.lease_seconds, interval=interval) as hb:
+            recorder = JobRecorder(
+                self.session_factory,
+                lease,
+                heartbeat=hb,
+                shutdown=self.shutdown,
+                keep_checkpoints=self.settings.keep_checkpoints,
+                batch_size=spec.batch_size or 1,
+            )
+            try:
+                result = fit(
+                    spec,
+                    data_dir=self.settings.data_dir,
+                    callbacks=recorder,
+                    resume_from=resume_from,
+                    device=self.settings.device,
+                    allow_download=self.settings.allow_download,
+                )
+            except (LeaseLost, SQLAlchemyError):
+                raise
+            except Exception as exc:
+                log.exception("job %s failed", lease.job_id)
+                self._finish(lease, JobStatus.failed, reason="training raised an error", error=_message(exc))
+                return
+        self._conclude(lease, result, recorder.stop_reason())
+
+    def _prepare_resume(self, lease: Lease) -> bytes | None:
+        """The last checkpoint's bytes (None: start fresh), after dropping history written past it."""
+        with self.session_factory() as session:
+            checkpoint = start_attempt(session, lease)
+            session.commit()
+        return checkpoint.data if checkpoint else None
+
+    def _conclude(self, lease: Lease, result: FitResult, stop_reason: str | None) -> None:
+        if result.status == "completed":
+            summary = result_summary(
+                result.final_metrics, result.best_metrics, epochs=result.epochs_completed, steps=result.step
+            )
+            self._finish(lease, JobStatus.succeeded, reason=result.message, result=summary)
+        elif result.status == "diverged":
+            self._finish(lease, JobStatus.failed, reason="training diverged", error=result.message)
+        elif stop_reason == "cancelled":
+            self._finish(lease, JobStatus.cancelled, reason=f"cancel requested; {result.message}")
+        elif stop_reason == "shutdown":
+            with self.session_factory() as session:
+                requeue_job(session, lease, reason=f"worker shutting down; {result.message}")
+                session.commit()
+        else:
+            raise LeaseLost(f"job {lease.job_id}: attempt {lease.attempt} stopped ({stop_reason})")
+
+    def _finish(
+        self,
+        lease: Lease,
+        status: JobStatus,
+        *,
+        reason: str,
+        error: str | None = None,
+        result: dict[str, Any] | None = None,
+    ) -> None:
+        with self.session_factory() as session:
+            finish_job(session, lease, status=status, reason=reason, error=error, result=result)
+            session.commit()
+
+
+def _message(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def run_worker(settings: Settings, *, shutdown: threading.Event | None = None, burst: bool = False) -> int:
+    """Run a worker on `settings` until `shutdown` is set (or the queue is empty with `burst`)."""
+    return JobWorker.create(settings, shutdown=shutdown).run(burst=burst)
