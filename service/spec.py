@@ -66,6 +66,12 @@ class JobSpec(BaseModel):
     seed: int = Field(0, ge=0, le=2**32 - 1)
     compile: bool = Field(False, description="Use torch.compile (worth it on GPUs, for long jobs).")
     log_every: int | None = Field(None, ge=1, description="Record the training loss every N examples.")
+    init: Literal["xavier", "default"] = Field(
+        "xavier", description="Weight init: the book's Xavier-uniform for conv/linear, or PyTorch's default."
+    )
+    normalize: bool = Field(
+        False, description="Standardize inputs with the dataset's mean/std (the book only scales to [0, 1])."
+    )
 
     @field_validator("architecture")
     @classmethod

@@ -1,0 +1,221 @@
+"""The training loop: `fit()` trains and evaluates per epoch, reporting through callbacks, and resumes exactly.
+
+Data stays a uint8 tensor on the device; each batch is gathered by index and transformed in one tensor op.
+Shuffling uses a generator seeded from (seed, epoch), and the learning rate is a function of the global step,
+so a checkpoint (weights, optimizer, RNG, counters, partial-epoch sums) is all a resumed run needs.
+"""
+
+import math
+import time
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+
+from service.spec import JobSpec, resolve_defaults
+from service.training.checkpoints import CheckpointContents, encode_checkpoint, read_checkpoint
+from service.training.datasets import ImageData, load_dataset, preprocess
+from service.training.records import Callbacks, Checkpoint, EpochRecord, FitResult, Progress, StepRecord
+from service.training.run import Run, build_run, checkpoint_meta, restore_run, run_info
+from service.training.runtime import make_runtime, resolve_device
+from service.training.schedules import lr_at
+
+PROGRESS_SECONDS = 0.5  # at most this often through on_progress
+
+
+def fit(
+    spec: JobSpec,
+    *,
+    data_dir: Path,
+    callbacks: Callbacks | None = None,
+    resume_from: bytes | None = None,
+    device: str = "auto",
+    allow_download: bool = False,
+) -> FitResult:
+    """Train `spec` (defaults resolved here) to the end, a cooperative stop, or divergence."""
+    spec = resolve_defaults(spec)
+    contents: CheckpointContents | None = read_checkpoint(resume_from) if resume_from is not None else None
+    splits = load_dataset(
+        spec.dataset,
+        Path(data_dir),
+        allow_download=allow_download,
+        train_subset=spec.train_subset,
+        test_subset=spec.test_subset,
+    )
+    runtime = make_runtime(resolve_device(device), compile=spec.compile)
+    run = build_run(spec, splits, runtime, callbacks or Callbacks())
+    if contents is not None:
+        restore_run(run, contents)
+    run.callbacks.on_start(run_info(run))
+    return _train(run)
+
+
+def _train(run: Run) -> FitResult:
+    history: list[EpochRecord] = []
+    last: Checkpoint | None = None
+    while run.state.epoch < run.plan.epochs:
+        halt = train_epoch(run)
+        if halt is not None and halt.startswith("diverged"):
+            return _result(run, "diverged", halt, history, last)
+        if halt is not None:
+            last = _emit_checkpoint(run, None)
+            return _result(run, "stopped", halt, history, last)
+        record = _finish_epoch(run)
+        history.append(record)
+        last = _emit_checkpoint(run, record)
+        if run.state.epoch < run.plan.epochs and run.callbacks.should_stop():
+            return _result(run, "stopped", f"stopped after epoch {run.state.epoch}", history, last)
+    message = f"completed {run.state.epoch} epochs, {run.state.step} steps"
+    return _result(run, "completed", message, history, last)
+
+
+def _epoch_order(seed: int, epoch: int, n: int, device: torch.device) -> torch.Tensor:
+    """The shuffled example indices of `epoch`, from a generator seeded by (seed, epoch) alone."""
+    generator = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**63)
+    return torch.randperm(n, generator=generator).to(device)
+
+
+def train_epoch(run: Run) -> str | None:
+    """Train the rest of the current epoch; return None when it ends, else why it halted (stop/divergence)."""
+    state, plan = run.state, run.plan
+    epoch = state.epoch + 1
+    order = _epoch_order(run.spec.seed, epoch, len(run.train), run.runtime.device)
+    pending: list[tuple[int, int, int, torch.Tensor]] = []  # (step, seen before, seen after, loss) to sync
+    started = time.perf_counter()
+    try:
+        for batch in range(state.batches_done, plan.steps_per_epoch):
+            if run.callbacks.should_stop():
+                return _flush(run, pending, epoch) or f"stopped at epoch {epoch}, step {state.step}"
+            index = order[batch * plan.batch_size : (batch + 1) * plan.batch_size]
+            state.lr = lr_at(
+                run.spec.scheduler,
+                base_lr=plan.lr,
+                step=state.step,
+                steps_per_epoch=plan.steps_per_epoch,
+                epochs=plan.epochs,
+            )
+            seen_before = (epoch - 1) * len(run.train) + state.seen
+            loss = _train_step(run, index, state.lr)
+            state.step += 1
+            state.batches_done += 1
+            pending.append((state.step, seen_before, seen_before + int(index.shape[0]), loss))
+            if len(pending) >= run.runtime.sync_every and (halt := _flush(run, pending, epoch)):
+                return halt
+            _maybe_progress(run, epoch)
+        return _flush(run, pending, epoch)
+    finally:
+        state.train_seconds += time.perf_counter() - started
+
+
+def _train_step(run: Run, index: torch.Tensor, lr: float) -> torch.Tensor:
+    """One SGD step on the examples at `index`; returns the batch's mean loss (still on the device)."""
+    x = run.runtime.layout(preprocess(run.train.images[index], size=run.plan.input_size, mean=run.mean, std=run.std))
+    y = run.train.labels[index]
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    with run.runtime.autocast():
+        logits = run.forward(x)  # [B, num_classes]
+    loss = F.cross_entropy(logits.float(), y)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()  # type: ignore[no-untyped-call]
+    run.optimizer.step()
+    loss = loss.detach()
+    run.state.loss_sum += loss.double() * y.shape[0]
+    run.state.correct += (logits.argmax(dim=1) == y).sum()
+    run.state.seen += int(y.shape[0])
+    return loss
+
+
+def _flush(run: Run, pending: list[tuple[int, int, int, torch.Tensor]], epoch: int) -> str | None:
+    """Sync buffered losses to the host: report divergence, else emit the due StepRecords."""
+    if not pending:
+        return None
+    losses = torch.stack([loss for *_, loss in pending]).tolist()
+    log_every = run.plan.log_every
+    for (step, before, after, _), loss in zip(pending, losses, strict=True):
+        if not math.isfinite(loss):
+            pending.clear()
+            return f"diverged at epoch {epoch}, step {step} (loss={loss})"
+        if after // log_every > before // log_every or step == run.plan.total_steps:
+            run.callbacks.on_step(StepRecord(step=step, epoch=epoch, examples_seen=after, loss=loss))
+    pending.clear()
+    return None
+
+
+def _maybe_progress(run: Run, epoch: int) -> None:
+    now = time.perf_counter()
+    if now - run.last_progress < PROGRESS_SECONDS:
+        return
+    run.last_progress = now
+    run.callbacks.on_progress(
+        Progress(
+            epoch=epoch,
+            step=run.state.step,
+            total_steps=run.plan.total_steps,
+            batches_done=run.state.batches_done,
+            steps_per_epoch=run.plan.steps_per_epoch,
+            elapsed_seconds=now - run.started,
+        )
+    )
+
+
+@torch.no_grad()
+def evaluate(run: Run, data: ImageData) -> tuple[float, float]:
+    """Mean loss and accuracy on `data` in eval mode (BatchNorm uses its moving statistics)."""
+    run.model.eval()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=run.runtime.device)
+    correct = torch.zeros((), dtype=torch.int64, device=run.runtime.device)
+    try:
+        for start in range(0, len(data), run.plan.batch_size):
+            images = data.images[start : start + run.plan.batch_size]
+            x = run.runtime.layout(preprocess(images, size=run.plan.input_size, mean=run.mean, std=run.std))
+            y = data.labels[start : start + run.plan.batch_size]
+            with run.runtime.autocast():
+                logits = run.forward(x)
+            loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
+            correct += (logits.argmax(dim=1) == y).sum()
+    finally:
+        run.model.train()
+    n = max(len(data), 1)
+    return loss_sum.item() / n, correct.item() / n
+
+
+def _finish_epoch(run: Run) -> EpochRecord:
+    """Evaluate, turn the epoch's sums into an EpochRecord, report it, and reset the per-epoch counters."""
+    state = run.state
+    started = time.perf_counter()
+    test_loss, test_acc = evaluate(run, run.test)
+    seen = max(state.seen, 1)
+    record = EpochRecord(
+        epoch=state.epoch + 1,
+        train_loss=float(state.loss_sum) / seen,
+        train_acc=int(state.correct) / seen,
+        test_loss=test_loss,
+        test_acc=test_acc,
+        lr=state.lr,
+        seconds=state.train_seconds + time.perf_counter() - started,
+        images_per_sec=state.seen / state.train_seconds if state.train_seconds > 0 else 0.0,
+    )
+    state.start_epoch(record)
+    run.callbacks.on_epoch(record)
+    return record
+
+
+def _emit_checkpoint(run: Run, record: EpochRecord | None) -> Checkpoint:
+    data = encode_checkpoint(run.model, run.optimizer, checkpoint_meta(run, record))
+    checkpoint = Checkpoint(epoch=run.state.epoch, step=run.state.step, data=data, metrics=record)
+    run.callbacks.on_checkpoint(checkpoint)
+    return checkpoint
+
+
+def _result(run: Run, status: str, message: str, history: list[EpochRecord], last: Checkpoint | None) -> FitResult:
+    return FitResult(
+        status=status,  # type: ignore[arg-type]
+        message=message,
+        epochs_completed=run.state.epoch,
+        step=run.state.step,
+        final_metrics=run.state.last,
+        best_metrics=run.state.best,
+        history=history,
+        checkpoint=last,
+    )
