@@ -6,7 +6,8 @@ from fastapi import APIRouter, Body, Query, Response
 
 from service import jobs
 from service.api.validation import check_job_limits
-from service.deps import JobDep, SessionDep, SettingsDep
+from service.db import begin_write
+from service.deps import JobDep, JobIdPath, SessionDep, SettingsDep
 from service.orm import Job, JobStatus
 from service.schemas import JOB_EXAMPLE, ErrorResponse, JobCreate, JobPage, JobRead
 
@@ -68,9 +69,10 @@ def get_job(job: JobDep) -> Job:
     response_model=JobRead,
     responses={**NOT_FOUND, 409: {"model": ErrorResponse, "description": "The job has already finished."}},
 )
-def cancel_job(job: JobDep, session: SessionDep) -> Job:
+def cancel_job(job_id: JobIdPath, session: SessionDep) -> Job:
     """Cancel a queued job at once, or ask a running one to stop at its next batch (it keeps a checkpoint)."""
-    jobs.request_cancel(session, job)
+    begin_write(session)  # read-then-write: take SQLite's write lock first (docs/operations.md)
+    job = jobs.request_cancel(session, jobs.get_job(session, job_id))
     session.commit()
     return job
 
@@ -81,8 +83,9 @@ def cancel_job(job: JobDep, session: SessionDep) -> Job:
     summary="Delete a finished job",
     responses={**NOT_FOUND, 409: {"model": ErrorResponse, "description": "The job is queued or running."}},
 )
-def delete_job(job: JobDep, session: SessionDep) -> Response:
+def delete_job(job_id: JobIdPath, session: SessionDep) -> Response:
     """Delete a finished job with its events, history and checkpoints."""
-    jobs.delete_job(session, job)
+    begin_write(session)
+    jobs.delete_job(session, jobs.get_job(session, job_id))
     session.commit()
     return Response(status_code=204)

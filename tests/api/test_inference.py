@@ -1,0 +1,105 @@
+"""service.inference and service.plots on their own: decoding, the native-size step, batching, downsampling."""
+
+import asyncio
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from service.errors import InvalidInput, PayloadTooLarge
+from service.inference import DynamicBatcher, ImageLimits, ModelCache, decode_image, pixels_to_tensor, to_native
+from service.plots import StepPoint, downsample_steps, render_history
+
+LIMITS = ImageLimits(max_images=8, max_pixels=512 * 512)
+
+
+def encode(image: Image.Image, fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def test_decode_gray_png_keeps_pixels_exactly():
+    array = np.arange(28 * 28, dtype=np.uint8).reshape(28, 28)
+    decoded = decode_image(encode(Image.fromarray(array)), in_channels=1, limits=LIMITS)
+    assert decoded.shape == (1, 28, 28) and torch.equal(decoded[0], torch.from_numpy(array))
+
+
+def test_decode_rgba_composites_transparency_over_black():
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[..., :3] = 255
+    rgba[0, 0, 3] = 255  # one opaque white pixel, the rest transparent white
+    decoded = decode_image(encode(Image.fromarray(rgba)), in_channels=1, limits=LIMITS)
+    assert decoded[0, 0, 0] == 255 and decoded[0].sum() == 255
+
+
+def test_decode_rgb_for_three_channel_models():
+    decoded = decode_image(encode(Image.new("L", (5, 7), 9)), in_channels=3, limits=LIMITS)
+    assert decoded.shape == (3, 7, 5) and int(decoded.max()) == 9
+
+
+def test_decode_refuses_a_decompression_bomb_before_decoding():
+    with pytest.raises(PayloadTooLarge):
+        decode_image(encode(Image.new("L", (600, 600))), in_channels=1, limits=LIMITS)
+
+
+def test_decode_names_the_input_in_errors():
+    with pytest.raises(InvalidInput, match=r"images\[3\]: not an image"):
+        decode_image(b"GIF89 nonsense", in_channels=1, limits=LIMITS, name="images[3]")
+
+
+def test_to_native_pads_to_a_square_and_resizes():
+    tall = torch.full((1, 56, 28), 200, dtype=torch.uint8)
+    native = to_native(tall, 28)
+    assert native.shape == (1, 28, 28)
+    assert native[0, :, :4].max() == 0 and native[0, :, 12:16].min() == 200  # black side bars, centred content
+
+
+def test_pixels_accept_floats_and_round_them():
+    tensor = pixels_to_tensor([[0.4, 254.6], [10, 20]], in_channels=1, limits=LIMITS)
+    assert tensor.tolist() == [[[0, 255], [10, 20]]]
+
+
+def test_model_cache_evicts_the_least_recently_used(trained):
+    data = {e: trained.get(f"/jobs/1/checkpoints/{e}").content for e in (1, 2)}
+    reads = []
+
+    def reader(epoch):
+        return lambda: reads.append(epoch) or data[epoch]
+
+    cache = ModelCache(1)
+    first = cache.get(1, reader(1), torch.device("cpu"))
+    assert cache.get(1, reader(1), torch.device("cpu")) is first and not first.model.training
+    cache.get(2, reader(2), torch.device("cpu"))
+    cache.get(1, reader(1), torch.device("cpu"))
+    assert reads == [1, 2, 1] and cache.hits == 1 and cache.misses == 3 and len(cache) == 1
+
+
+def test_dynamic_batcher_joins_concurrent_requests_and_keeps_their_order():
+    model = torch.nn.Linear(3, 3)
+
+    async def main():
+        batcher = DynamicBatcher(max_batch=64, max_delay_s=0.05)
+        inputs = [torch.randn(n, 3) for n in (1, 2, 1, 3)]
+        outputs = await asyncio.gather(*(batcher.submit(model, x) for x in inputs))
+        return batcher.batches, inputs, outputs
+
+    batches, inputs, outputs = asyncio.run(main())
+    assert batches == 1
+    for x, y in zip(inputs, outputs, strict=True):
+        torch.testing.assert_close(y, torch.softmax(model(x).detach(), dim=1))
+
+
+def test_downsample_steps_averages_buckets_and_keeps_the_last_step():
+    points = [StepPoint(i, 1, i * 10, float(i)) for i in range(1, 101)]
+    thin = downsample_steps(points, 4)
+    assert [p.step for p in thin] == [25, 50, 75, 100] and thin[0].loss == pytest.approx(13.0)
+    assert downsample_steps(points, None) == points
+
+
+def test_render_history_makes_png_and_svg():
+    steps = [StepPoint(i, 1 + i // 10, i * 256, 1 / i) for i in range(1, 20)]
+    assert render_history(steps, [], title="t", fmt="png").startswith(b"\x89PNG")
+    assert b"<svg" in render_history(steps, [], title="t", fmt="svg")[:500]

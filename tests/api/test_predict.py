@@ -1,0 +1,200 @@
+"""POST /jobs/{id}/predict: three input forms that agree, the checkpoint choice, and every bad input's 4xx."""
+
+import base64
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from service.config import Settings
+from service.main import create_app
+from service.training.checkpoints import load_checkpoint
+from service.training.datasets import preprocess
+from tests.api.conftest import SMALL_JOB, make_client, png_bytes
+
+# The trained fixture sees 12,288 training images for 2 epochs; on real test images it must beat chance
+# (0.10) by far. 0.55 is a floor that a working model clears and a broken pipeline does not.
+MIN_ACCURACY = 0.55
+
+
+def labels(response) -> list[int]:
+    assert response.status_code == 200, response.text
+    return [p["class_index"] for p in response.json()["predictions"]]
+
+
+def test_upload_base64_and_pixels_agree_and_are_accurate(trained, test_images):
+    images, truth = test_images
+    n = 64
+    by_pixels = labels(trained.post("/jobs/1/predict", json={"pixels": images[:n].tolist()}))
+    encoded = [base64.b64encode(png_bytes(im)).decode() for im in images[:n]]
+    by_base64 = labels(trained.post("/jobs/1/predict", json={"images": encoded}))
+    files = [("file", (f"{i}.png", png_bytes(im), "image/png")) for i, im in enumerate(images[:n])]
+    by_upload = labels(trained.post("/jobs/1/predict", files=files))
+    assert by_pixels == by_base64 == by_upload
+    assert np.mean(np.array(by_pixels) == truth[:n]) >= MIN_ACCURACY
+
+
+def test_predictions_match_the_model_on_the_training_transform(trained, trained_settings, test_images):
+    images, _ = test_images
+    served = trained.post("/jobs/1/predict", params={"top_k": 10}, json={"pixels": images.tolist()}).json()
+    with make_client(create_app(trained_settings)) as client:
+        data = client.get(f"/jobs/1/checkpoints/{served['checkpoint_epoch']}").content
+    loaded = load_checkpoint(data)
+    batch = preprocess(torch.from_numpy(images[:, None]), size=loaded.input_size, mean=loaded.mean, std=loaded.std)
+    with torch.inference_mode():
+        expected = torch.softmax(loaded.model(batch), dim=1)
+    got = torch.tensor([[0.0] * 10 for _ in served["predictions"]])
+    for row, prediction in enumerate(served["predictions"]):
+        for entry in prediction["top_k"]:
+            got[row, entry["class_index"]] = entry["probability"]
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_prediction_has_label_probability_and_top_k(trained, test_images):
+    images, _ = test_images
+    response = trained.post("/jobs/1/predict", params={"top_k": 4}, json={"pixels": images[:2].tolist()})
+    body = response.json()
+    assert body["job_id"] == 1 and body["checkpoint_epoch"] in (1, 2)
+    for prediction in body["predictions"]:
+        ranked = prediction["top_k"]
+        assert len(ranked) == 4 and ranked[0]["class_index"] == prediction["class_index"]
+        assert prediction["label"] in (
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        )
+        assert [r["probability"] for r in ranked] == sorted((r["probability"] for r in ranked), reverse=True)
+        assert 0 < prediction["probability"] <= 1
+
+
+def test_uploads_of_any_size_and_mode_are_accepted(trained, test_images):
+    image = images_rgb = np.repeat(test_images[0][0][:, :, None], 3, axis=2)
+    big = np.asarray(Image.fromarray(images_rgb).resize((300, 200)))
+    rgba = np.dstack([image, np.full((28, 28), 255, np.uint8)])
+    files = [
+        ("file", ("rgb.jpg", png_bytes(big, fmt="JPEG"), "image/jpeg")),
+        ("file", ("rgba.png", png_bytes(rgba), "image/png")),
+        ("file", ("gray.png", png_bytes(test_images[0][0]), "image/png")),
+    ]
+    response = trained.post("/jobs/1/predict", files=files)
+    assert response.status_code == 200 and len(response.json()["predictions"]) == 3
+    rgba_label, gray_label = labels(response)[1:]
+    assert rgba_label == gray_label  # an opaque RGBA image is the same picture as its gray version
+
+
+def test_checkpoint_parameter_selects_an_epoch(trained, test_images):
+    body = {"pixels": test_images[0][:1].tolist()}
+    assert trained.post("/jobs/1/predict", params={"checkpoint": 1}, json=body).json()["checkpoint_epoch"] == 1
+    missing = trained.post("/jobs/1/predict", params={"checkpoint": 7}, json=body)
+    assert missing.status_code == 404 and "epoch 7" in missing.json()["detail"]
+
+
+def test_predict_without_checkpoint_answers_409(client, test_images):
+    job_id = client.post("/jobs", json=SMALL_JOB).json()["id"]
+    response = client.post(f"/jobs/{job_id}/predict", json={"pixels": test_images[0][:1].tolist()})
+    assert response.status_code == 409 and "no checkpoint" in response.json()["detail"]
+
+
+def test_predict_for_unknown_job_answers_404(client):
+    response = client.post("/jobs/42/predict", json={"pixels": [[[0] * 28] * 28]})
+    assert response.status_code == 404
+
+
+def corrupt_png() -> bytes:
+    noise = np.random.default_rng(1).integers(0, 256, (28, 28), dtype=np.uint8)
+    data = png_bytes(noise)
+    return data[: len(data) * 2 // 3]  # a valid header, then the pixel data stops
+
+
+@pytest.mark.parametrize(
+    ("files", "status", "words"),
+    [
+        ([("file", ("a.txt", b"hello, not an image", "text/plain"))], 422, "not an image"),
+        ([("file", ("a.png", corrupt_png(), "image/png"))], 422, "corrupt"),
+        ([("file", ("a.png", b"", "image/png"))], 422, "empty"),
+        ([("other", ("a.png", b"x", "image/png"))], 422, "file: missing"),
+    ],
+)
+def test_bad_uploads_answer_4xx_with_detail(trained, files, status, words):
+    response = trained.post("/jobs/1/predict", files=files)
+    assert response.status_code == status and words in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"pixels": [[[0, 1, 2], [3, 4]]]}, "ragged"),
+        ({"pixels": [[[0, 300], [3, 4]]]}, "between 0 and 255"),
+        ({"pixels": [[[0, -1], [3, 4]]]}, "between 0 and 255"),
+        ({"pixels": [[["a", "b"], [3, 4]]]}, "pixels"),
+        ({"pixels": []}, "no images"),
+        ({"pixels": [[]]}, "non-empty"),
+        ({"images": ["@@@ not base64 @@@"]}, "base64"),
+        ({"images": [base64.b64encode(b"plain text").decode()]}, "not an image"),
+        ({"images": []}, "no images"),
+        ({}, "exactly one"),
+        ({"images": ["AAAA"], "pixels": [[[0]]]}, "exactly one"),
+        ({"image": ["AAAA"]}, "image"),
+    ],
+)
+def test_bad_json_inputs_answer_422_with_detail(trained, body, words):
+    response = trained.post("/jobs/1/predict", json=body)
+    assert response.status_code == 422 and words in response.json()["detail"], response.text
+
+
+def test_malformed_json_answers_400(trained):
+    response = trained.post("/jobs/1/predict", content=b'{"pixels": [', headers={"content-type": "application/json"})
+    assert response.status_code == 400 and "malformed JSON" in response.json()["detail"]
+
+
+def test_unsupported_content_type_answers_415(trained):
+    response = trained.post("/jobs/1/predict", content=b"abc", headers={"content-type": "text/plain"})
+    assert response.status_code == 415 and response.json()["detail"]
+
+
+def test_bad_top_k_answers_422(trained):
+    response = trained.post("/jobs/1/predict", params={"top_k": 0}, json={"pixels": [[[0]]]})
+    assert response.status_code == 422 and response.json()["detail"].startswith("top_k")
+
+
+@pytest.fixture
+def strict(trained_settings: Settings):
+    """The trained database behind an app with small predict limits."""
+    settings = trained_settings.model_copy(
+        update={"predict_max_images": 3, "predict_max_bytes": 20_000, "predict_max_pixels": 100 * 100}
+    )
+    with make_client(create_app(settings)) as client:
+        yield client
+
+
+def test_too_many_images_answer_413(strict):
+    response = strict.post("/jobs/1/predict", json={"pixels": [[[0] * 28] * 28] * 4})
+    assert response.status_code == 413 and "predict_max_images" in response.json()["detail"]
+
+
+def test_oversized_body_answers_413_before_parsing(strict):
+    noise = np.random.default_rng(0).integers(0, 256, (200, 200), dtype=np.uint8)  # about 40 kB
+    response = strict.post("/jobs/1/predict", files=[("file", ("big.png", png_bytes(noise), "image/png"))])
+    assert response.status_code == 413 and "predict_max_bytes" in response.json()["detail"]
+
+
+def test_oversized_chunked_body_answers_413(strict):
+    chunks = (b"x" * 8192 for _ in range(10))  # no Content-Length: the limit applies while it streams
+    response = strict.post("/jobs/1/predict", content=chunks, headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "predict_max_bytes" in response.json()["detail"]
+
+
+def test_too_many_pixels_answer_413(strict):
+    buffer = io.BytesIO()
+    Image.new("L", (400, 400)).save(buffer, format="PNG")  # compresses to a few hundred bytes
+    response = strict.post("/jobs/1/predict", files=[("file", ("wide.png", buffer.getvalue(), "image/png"))])
+    assert response.status_code == 413 and "predict_max_pixels" in response.json()["detail"]
