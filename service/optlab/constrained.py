@@ -1,0 +1,142 @@
+"""Constrained minimization over a ball or a half-space: projection, penalty and the Lagrangian.
+
+Constraint c(x) ≤ 0 with c(x) = ‖x − center‖ − radius (ball) or c(x) = a·x − b (half-space).
+- projected_gd: x ← Proj(x − η∇f(x)), the Euclidean projection onto the set.
+- penalty: gradient descent on f(x) + (μ/2)·max(0, c(x))².
+- lagrangian: descent in x and ascent in α ≥ 0 on L(x, α) = f(x) + α·c(x).
+"""
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.errors import InvalidInput
+from service.optlab.functions import Objective
+from service.optlab.trajectories import DIVERGENCE_BOUND, finite_list, finite_or_none
+
+Method = Literal["projected_gd", "penalty", "lagrangian"]
+
+
+class Constraint(BaseModel):
+    """A ball (center, radius) or a half-space (normal·x ≤ offset)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    kind: Literal["ball", "halfspace"]
+    center: list[float] | None = Field(None, max_length=64)
+    radius: float | None = Field(None, gt=0, le=1e6)
+    normal: list[float] | None = Field(None, max_length=64)
+    offset: float | None = Field(None, ge=-1e6, le=1e6)
+
+    def check(self, dimension: int) -> None:
+        """Raise InvalidInput unless the fields this kind needs are present and fit the dimension."""
+        vector = self.center if self.kind == "ball" else self.normal
+        scalar = self.radius if self.kind == "ball" else self.offset
+        names = ("center", "radius") if self.kind == "ball" else ("normal", "offset")
+        if vector is None or scalar is None:
+            raise InvalidInput(f"a {self.kind} constraint needs {names[0]} and {names[1]}")
+        if len(vector) != dimension:
+            raise InvalidInput(f"{names[0]} has {len(vector)} coordinates but the function has {dimension}")
+        if self.kind == "halfspace" and not any(vector):
+            raise InvalidInput("the half-space normal must not be zero")
+
+    def value(self, x: list[float]) -> float:
+        """c(x): negative inside, zero on the boundary, positive outside."""
+        if self.kind == "ball":
+            assert self.center is not None and self.radius is not None
+            return math.dist(x, self.center) - self.radius
+        assert self.normal is not None and self.offset is not None
+        return math.fsum(a * v for a, v in zip(self.normal, x, strict=True)) - self.offset
+
+    def gradient(self, x: list[float]) -> list[float]:
+        """∇c(x) (for the ball, the outward unit vector; zero at the center)."""
+        if self.kind == "ball":
+            assert self.center is not None
+            distance = math.dist(x, self.center)
+            return [(v - c) / distance if distance > 0 else 0.0 for v, c in zip(x, self.center, strict=True)]
+        assert self.normal is not None
+        return list(self.normal)
+
+    def project(self, x: list[float]) -> list[float]:
+        """The nearest point of the set."""
+        excess = self.value(x)
+        if excess <= 0:
+            return x
+        if self.kind == "ball":
+            assert self.center is not None and self.radius is not None
+            scale = self.radius / math.dist(x, self.center)
+            return [c + (v - c) * scale for v, c in zip(x, self.center, strict=True)]
+        assert self.normal is not None
+        norm2 = math.fsum(a * a for a in self.normal)
+        return [v - excess * a / norm2 for v, a in zip(x, self.normal, strict=True)]
+
+
+def minimize_constrained(
+    objective: Objective,
+    constraint: Constraint,
+    x0: list[float],
+    *,
+    method: Method,
+    lr: float,
+    steps: int,
+    penalty: float = 10.0,
+) -> dict[str, Any]:
+    """Run the method from x0; JSON-ready points with f, c(x) and (lagrangian) the multiplier α."""
+    constraint.check(objective.dimension)
+    if len(x0) != objective.dimension:
+        raise InvalidInput(f"x0 has {len(x0)} coordinates but the function has {objective.dimension}")
+    x, alpha = list(x0), 0.0
+    points: list[dict[str, Any]] = []
+    diverged: dict[str, Any] | None = None
+    for k in range(steps + 1):
+        f, g = objective.value_and_grad(x)
+        c = constraint.value(x)
+        points.append(_point(k, x, f, g, c, alpha if method == "lagrangian" else None))
+        if not (math.isfinite(f) and all(map(math.isfinite, g))) or any(abs(v) > DIVERGENCE_BOUND for v in x):
+            diverged = {"step": k, "reason": "a value became non-finite or left the bound"}
+            break
+        if k == steps:
+            break
+        x, alpha = _step(method, constraint, x, g, c, alpha, lr, penalty)
+    final = points[-1]
+    return {
+        "method": method,
+        "points": points,
+        "diverged": diverged,
+        "final": {"x": final["x"], "f": final["f"], "constraint": final["constraint"], "feasible": final["feasible"]},
+    }
+
+
+def _step(
+    method: Method,
+    constraint: Constraint,
+    x: list[float],
+    g: list[float],
+    c: float,
+    alpha: float,
+    lr: float,
+    penalty: float,
+) -> tuple[list[float], float]:
+    if method == "projected_gd":
+        return constraint.project([v - lr * gi for v, gi in zip(x, g, strict=True)]), alpha
+    dc = constraint.gradient(x)
+    if method == "penalty":
+        weight = penalty * max(0.0, c)
+        return [v - lr * (gi + weight * d) for v, gi, d in zip(x, g, dc, strict=True)], alpha
+    new_x = [v - lr * (gi + alpha * d) for v, gi, d in zip(x, g, dc, strict=True)]
+    return new_x, max(0.0, alpha + lr * c)
+
+
+def _point(step: int, x: list[float], f: float, g: list[float], c: float, alpha: float | None) -> dict[str, Any]:
+    point: dict[str, Any] = {
+        "step": step,
+        "x": finite_list(x),
+        "f": finite_or_none(f),
+        "grad": finite_list(g),
+        "constraint": finite_or_none(c),
+        "feasible": bool(c <= 1e-9),
+    }
+    if alpha is not None:
+        point["alpha"] = alpha
+    return point
