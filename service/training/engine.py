@@ -21,6 +21,9 @@ from service.training.runtime import make_runtime, resolve_device
 from service.training.schedules import lr_at
 
 PROGRESS_SECONDS = 0.5  # at most this often through on_progress
+# A cross-entropy this large means logits thousands apart: the weights have blown up even if still finite
+# (BatchNorm and saturated sigmoids keep the LeNets finite at absurd learning rates).
+DIVERGED_LOSS = 1e4
 
 
 def fit(
@@ -133,7 +136,7 @@ def _flush(run: Run, pending: list[tuple[int, int, int, torch.Tensor]], epoch: i
     losses = torch.stack([loss for *_, loss in pending]).tolist()
     log_every = run.plan.log_every
     for (step, before, after, _), loss in zip(pending, losses, strict=True):
-        if not math.isfinite(loss):
+        if not math.isfinite(loss) or loss > DIVERGED_LOSS:
             pending.clear()
             return f"diverged at epoch {epoch}, step {step} (loss={loss})"
         if after // log_every > before // log_every or step == run.plan.total_steps:
