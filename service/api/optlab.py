@@ -1,14 +1,16 @@
 """Optimization-lab endpoints: trajectories, contour grids and plots, convexity, stationary points,
 constrained minimization and the linear-regression optimizer comparison.
 
-Handlers are plain `def` (torch work runs in Starlette's thread pool) and return JSONResponse directly:
-the results are already JSON-ready, and skipping `jsonable_encoder` matters for 10,000-step trajectories.
+Handlers are plain `def` (torch work runs in Starlette's thread pool) and return `FastJSONResponse`
+directly: the results are already JSON-ready dicts, and pydantic-core's Rust encoder writes a 10,000-step
+trajectory about five times faster than `json.dumps` (and far faster than `jsonable_encoder`).
 """
 
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
+from pydantic_core import to_json
 
 from service.api.optlab_schemas import (
     ConstrainedRequest,
@@ -24,7 +26,15 @@ from service.deps import SettingsDep
 from service.optlab import lab, plots
 from service.optlab.optimizers import known_names
 
-router = APIRouter(tags=["optimization lab"])
+
+class FastJSONResponse(JSONResponse):
+    """JSON rendered by pydantic-core; a stray inf or nan becomes null instead of invalid JSON."""
+
+    def render(self, content: Any) -> bytes:
+        return to_json(content, inf_nan_mode="null")
+
+
+router = APIRouter(tags=["optimization lab"], default_response_class=FastJSONResponse)
 
 
 def _limits(settings: SettingsDep) -> lab.LabLimits:
@@ -32,19 +42,19 @@ def _limits(settings: SettingsDep) -> lab.LabLimits:
 
 
 @router.get("/functions")
-def list_functions() -> JSONResponse:
+def list_functions() -> FastJSONResponse:
     """List the preset functions of the optimization chapter and the optimizer names."""
-    return JSONResponse({"functions": lab.list_presets(), "optimizers": known_names()})
+    return FastJSONResponse({"functions": lab.list_presets(), "optimizers": known_names()})
 
 
 @router.post("/trajectories")
-def post_trajectories(body: TrajectoryRequest, settings: SettingsDep) -> JSONResponse:
+def post_trajectories(body: TrajectoryRequest, settings: SettingsDep) -> FastJSONResponse:
     """Run one optimizer (`optimizer`) or compare several (`optimizers`) from x0 on a function."""
     result = lab.trajectories(body.function, body.x0, body.steps, body.configs(), body.backend, _limits(settings))
     if body.optimizer is not None:
         run = result.pop("runs")[0]
         result.update(run)
-    return JSONResponse(result)
+    return FastJSONResponse(result)
 
 
 @router.post("/trajectories/plot")
@@ -55,25 +65,25 @@ def post_trajectory_plot(body: PlotRequest, settings: SettingsDep, format: Image
 
 
 @router.post("/trajectories/grid")
-def post_grid(body: GridRequest, settings: SettingsDep) -> JSONResponse:
+def post_grid(body: GridRequest, settings: SettingsDep) -> FastJSONResponse:
     """Evaluate the function on a grid over a 1-D or 2-D box, for drawing contours client-side."""
-    return JSONResponse(lab.grid(body.function, body.box, body.resolution, _limits(settings)))
+    return FastJSONResponse(lab.grid(body.function, body.box, body.resolution, _limits(settings)))
 
 
 @router.post("/analysis/convexity")
-def post_convexity(body: ConvexityRequest, settings: SettingsDep) -> JSONResponse:
+def post_convexity(body: ConvexityRequest, settings: SettingsDep) -> FastJSONResponse:
     """Decide convexity on a box, with the smallest Hessian eigenvalue found and a Jensen counterexample."""
-    return JSONResponse(lab.convexity_check(body.function, body.box, body.samples, body.seed, _limits(settings)))
+    return FastJSONResponse(lab.convexity_check(body.function, body.box, body.samples, body.seed, _limits(settings)))
 
 
 @router.post("/analysis/stationary-point")
-def post_stationary_point(body: StationaryPointRequest, settings: SettingsDep) -> JSONResponse:
+def post_stationary_point(body: StationaryPointRequest, settings: SettingsDep) -> FastJSONResponse:
     """Classify a point as minimum, maximum, saddle, degenerate or not stationary."""
-    return JSONResponse(lab.stationary_point(body.function, body.x, body.tol, _limits(settings)))
+    return FastJSONResponse(lab.stationary_point(body.function, body.x, body.tol, _limits(settings)))
 
 
 @router.post("/analysis/constrained")
-def post_constrained(body: ConstrainedRequest, settings: SettingsDep) -> JSONResponse:
+def post_constrained(body: ConstrainedRequest, settings: SettingsDep) -> FastJSONResponse:
     """Minimize over a ball or half-space (projected GD, penalty or Lagrangian) and return the trajectory."""
     result = lab.constrained(
         body.function,
@@ -85,7 +95,7 @@ def post_constrained(body: ConstrainedRequest, settings: SettingsDep) -> JSONRes
         body.penalty,
         _limits(settings),
     )
-    return JSONResponse(result)
+    return FastJSONResponse(result)
 
 
 def _linreg(body: LinregRequest, settings: SettingsDep) -> dict[str, Any]:
@@ -101,9 +111,9 @@ def _linreg(body: LinregRequest, settings: SettingsDep) -> dict[str, Any]:
 
 
 @router.post("/optimizers/linreg")
-def post_linreg(body: LinregRequest, settings: SettingsDep) -> JSONResponse:
+def post_linreg(body: LinregRequest, settings: SettingsDep) -> FastJSONResponse:
     """Train linear regression (the book's airfoil set-up) with one or several optimizers."""
-    return JSONResponse(_linreg(body, settings))
+    return FastJSONResponse(_linreg(body, settings))
 
 
 @router.post("/optimizers/linreg/plot")

@@ -162,12 +162,10 @@ def make_stepper(
     return RuleStepper(hyper, objective.dimension, steps, config.seed)
 
 
-def _divergence(x: list[float], f: float, g: list[float]) -> str | None:
-    if not (math.isfinite(f) and all(map(math.isfinite, x)) and all(map(math.isfinite, g))):
-        return "a value became non-finite"
-    if any(abs(v) > DIVERGENCE_BOUND for v in x):
+def _divergence_reason(x: list[float], f: float, norm: float) -> str:
+    if math.isfinite(f) and math.isfinite(norm) and all(map(math.isfinite, x)):
         return f"a coordinate left the bound ±{DIVERGENCE_BOUND:g}"
-    return None
+    return "a value became non-finite"
 
 
 def run_trajectory(
@@ -186,10 +184,12 @@ def run_trajectory(
     diverged: dict[str, Any] | None = None
     for k in range(steps + 1):
         f, g = _evaluate(objective, x, backend)
-        points.append(_point(k, x, f, g))
-        reason = _divergence(x, f, g)
-        if reason is not None:
-            diverged = {"step": k, "reason": reason}
+        norm = math.hypot(*g)
+        points.append({"step": k, "x": x, "f": f, "grad": g, "grad_norm": norm})
+        # One cheap test per step; every point before a divergence is finite, so only the last needs cleaning.
+        if not (math.isfinite(f) and math.isfinite(norm) and all(abs(v) <= DIVERGENCE_BOUND for v in x)):
+            diverged = {"step": k, "reason": _divergence_reason(x, f, norm)}
+            points[-1] = _clean(points[-1])
             break
         if k == steps:
             break
@@ -220,12 +220,11 @@ def _evaluate(objective: Objective, x: list[float], backend: Backend) -> tuple[f
         return math.nan, [math.nan] * len(x)
 
 
-def _point(step: int, x: list[float], f: float, g: list[float]) -> dict[str, Any]:
-    norm = math.sqrt(math.fsum(v * v for v in g)) if all(map(math.isfinite, g)) else math.nan
+def _clean(point: dict[str, Any]) -> dict[str, Any]:
     return {
-        "step": step,
-        "x": finite_list(x),
-        "f": finite_or_none(f),
-        "grad": finite_list(g),
-        "grad_norm": finite_or_none(norm),
+        "step": point["step"],
+        "x": finite_list(point["x"]),
+        "f": finite_or_none(point["f"]),
+        "grad": finite_list(point["grad"]),
+        "grad_norm": finite_or_none(point["grad_norm"]),
     }

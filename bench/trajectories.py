@@ -1,0 +1,160 @@
+"""Latency of POST /trajectories against the book's pure-Python loop, for 20, 1,000 and 10,000 steps.
+
+    .venv/bin/python bench/trajectories.py [--repeats 9] [--json bench/results/trajectories.json]
+
+For each step count and optimizer (gd lr 0.1 and momentum lr 0.1, β 0.5 on f = x1² + 2·x2² from (−5, −2),
+the book's 2-D example) it times, alternating in one run:
+  - book:      the seed's `train_2d` loop with hand-written gradients (records x only);
+  - core:      service.optlab.run_trajectory on the compiled backend (f, ∇f, ‖∇f‖ at every point);
+  - http:      POST /trajectories through the real app (FastAPI TestClient, JSON in and out), compiled;
+  - http_autograd: the same request with "backend": "autograd" (torch.autograd every step; the naive way).
+Medians with min–max over the repetitions; a table on stdout and everything in JSON.
+"""
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import torch
+from fastapi.testclient import TestClient
+
+from service.config import Settings
+from service.main import create_app
+from service.optlab.functions import resolve_objective
+from service.optlab.optimizers import OptimizerConfig
+from service.optlab.trajectories import run_trajectory
+
+STEPS = (20, 1_000, 10_000)
+OPTIMIZERS = {"gd": {"name": "gd", "lr": 0.1}, "momentum": {"name": "momentum", "lr": 0.1, "momentum": 0.5}}
+
+
+def book_gd(steps: int) -> list[tuple[float, float]]:
+    """The seed's gd_2d through train_2d: f = x1² + 2·x2², ∇f = (2x1, 4x2)."""
+    eta = 0.1
+
+    def gd_2d(x1: float, x2: float, s1: float, s2: float) -> tuple[float, float, float, float]:
+        return (x1 - eta * 2 * x1, x2 - eta * 4 * x2, 0, 0)
+
+    return train_2d(gd_2d, steps)
+
+
+def book_momentum(steps: int) -> list[tuple[float, float]]:
+    """The seed's momentum_2d (v ← βv + g; x ← x − ηv) through train_2d."""
+    eta, beta = 0.1, 0.5
+
+    def momentum_2d(x1: float, x2: float, v1: float, v2: float) -> tuple[float, float, float, float]:
+        v1 = beta * v1 + 2 * x1
+        v2 = beta * v2 + 4 * x2
+        return x1 - eta * v1, x2 - eta * v2, v1, v2
+
+    return train_2d(momentum_2d, steps)
+
+
+def train_2d(trainer: Callable[..., tuple[float, float, float, float]], steps: int) -> list[tuple[float, float]]:
+    """The seed's train_2d, minus the print."""
+    x1, x2, s1, s2 = -5.0, -2.0, 0.0, 0.0
+    results = [(x1, x2)]
+    for _ in range(steps):
+        x1, x2, s1, s2 = trainer(x1, x2, s1, s2)
+        results.append((x1, x2))
+    return results
+
+
+BOOK = {"gd": book_gd, "momentum": book_momentum}
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def measure(client: TestClient, repeats: int) -> list[dict[str, object]]:
+    objective = resolve_objective("x1**2 + 2*x2**2", 2)
+    rows = []
+    for steps in STEPS:
+        for name, optimizer in OPTIMIZERS.items():
+            body = {"function": "x1**2 + 2*x2**2", "x0": [-5, -2], "steps": steps, "optimizer": optimizer}
+            slow_body = {**body, "backend": "autograd"}
+            config = OptimizerConfig.model_validate(optimizer)
+            cases: dict[str, Callable[[], object]] = {
+                "book": partial(BOOK[name], steps),
+                "core": partial(run_trajectory, objective, config, [-5.0, -2.0], steps),
+                "http": partial(_post, client, body),
+                "http_autograd": partial(_post, client, slow_body),
+            }
+            agree = _check_agreement(client, body, BOOK[name](steps))
+            samples: dict[str, list[float]] = {case: [] for case in cases}
+            for _ in range(repeats):  # alternate the cases so drifting load hits all of them alike
+                for case, fn in cases.items():
+                    if case == "http_autograd" and steps > 1_000 and len(samples[case]) >= 3:
+                        continue  # seconds per call: three samples are enough
+                    samples[case].append(timed(fn))
+            rows.append({"steps": steps, "optimizer": name, "agrees_with_book": agree, **_summaries(samples)})
+    return rows
+
+
+def _post(client: TestClient, body: dict[str, object]) -> int:
+    response = client.post("/trajectories", json=body)
+    assert response.status_code == 200, response.text
+    return len(response.content)
+
+
+def _check_agreement(client: TestClient, body: dict[str, object], book: list[tuple[float, float]]) -> bool:
+    points = client.post("/trajectories", json=body).json()["points"]
+    return all(abs(p["x"][0] - b[0]) < 1e-9 and abs(p["x"][1] - b[1]) < 1e-9 for p, b in zip(points, book, strict=True))
+
+
+def _summaries(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    return {
+        case: {"median_ms": statistics.median(v) * 1e3, "min_ms": min(v) * 1e3, "max_ms": max(v) * 1e3, "n": len(v)}
+        for case, v in samples.items()
+    }
+
+
+def print_table(rows: list[dict[str, object]]) -> None:
+    cases = ("book", "core", "http", "http_autograd")
+    print(
+        f"{'steps':>6} {'optimizer':<9} " + " ".join(f"{c + ' ms':>22}" for c in cases) + "  http/book  autograd/http"
+    )
+    for row in rows:
+        cells = []
+        for case in cases:
+            s = row[case]
+            assert isinstance(s, dict)
+            cells.append(f"{s['median_ms']:9.3f} ({s['min_ms']:.2f}-{s['max_ms']:.2f})".rjust(22))
+        http, book, slow = (row[c]["median_ms"] for c in ("http", "book", "http_autograd"))  # type: ignore[index]
+        print(
+            f"{row['steps']:>6} {row['optimizer']:<9} "
+            + " ".join(cells)
+            + f"  {http / book:8.0f}x  {slow / http:11.1f}x"
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--json", type=Path, default=Path("bench/results/trajectories.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as state, TestClient(create_app(Settings(state_dir=Path(state)))) as client:
+        _post(client, {"function": "bowl", "steps": 10, "optimizer": {"name": "gd"}})  # warm-up
+        rows = measure(client, args.repeats)
+    print_table(rows)
+    machine = {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform()}
+    machine["cpu"] = platform.processor() or platform.machine()
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"machine": machine, "repeats": args.repeats, "rows": rows}, indent=2))
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
