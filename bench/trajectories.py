@@ -70,10 +70,11 @@ def train_2d(trainer: Callable[..., tuple[float, float, float, float]], steps: i
 BOOK = {"gd": book_gd, "momentum": book_momentum}
 
 
-def timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
+def timed(fn: Callable[[], object]) -> tuple[float, float]:
+    """Wall-clock and process CPU seconds (CPU time is the steadier figure on a shared machine)."""
+    wall, cpu = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def measure(client: TestClient, repeats: int) -> list[dict[str, object]]:
@@ -91,7 +92,7 @@ def measure(client: TestClient, repeats: int) -> list[dict[str, object]]:
                 "http_autograd": partial(_post, client, slow_body),
             }
             agree = _check_agreement(client, body, BOOK[name](steps))
-            samples: dict[str, list[float]] = {case: [] for case in cases}
+            samples: dict[str, list[tuple[float, float]]] = {case: [] for case in cases}
             for _ in range(repeats):  # alternate the cases so drifting load hits all of them alike
                 for case, fn in cases.items():
                     if case == "http_autograd" and steps > 1_000 and len(samples[case]) >= 3:
@@ -112,30 +113,36 @@ def _check_agreement(client: TestClient, body: dict[str, object], book: list[tup
     return all(abs(p["x"][0] - b[0]) < 1e-9 and abs(p["x"][1] - b[1]) < 1e-9 for p, b in zip(points, book, strict=True))
 
 
-def _summaries(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
-    return {
-        case: {"median_ms": statistics.median(v) * 1e3, "min_ms": min(v) * 1e3, "max_ms": max(v) * 1e3, "n": len(v)}
-        for case, v in samples.items()
-    }
+def _summaries(samples: dict[str, list[tuple[float, float]]]) -> dict[str, dict[str, float]]:
+    out = {}
+    for case, pairs in samples.items():
+        wall, cpu = [w * 1e3 for w, _ in pairs], [c * 1e3 for _, c in pairs]
+        out[case] = {
+            "median_ms": statistics.median(wall),
+            "min_ms": min(wall),
+            "max_ms": max(wall),
+            "cpu_median_ms": statistics.median(cpu),
+            "cpu_min_ms": min(cpu),
+            "cpu_max_ms": max(cpu),
+            "n": len(pairs),
+        }
+    return out
 
 
-def print_table(rows: list[dict[str, object]]) -> None:
+def print_table(rows: list[dict[str, object]], prefix: str = "") -> None:
+    """Medians (min-max) per case, in wall-clock (prefix "") or CPU (prefix "cpu_") milliseconds."""
     cases = ("book", "core", "http", "http_autograd")
-    print(
-        f"{'steps':>6} {'optimizer':<9} " + " ".join(f"{c + ' ms':>22}" for c in cases) + "  http/book  autograd/http"
-    )
+    print(f"{prefix or 'wall_'}ms")
+    print(f"{'steps':>6} {'optimizer':<9} " + " ".join(f"{c:>24}" for c in cases) + "  http/book  autograd/http")
     for row in rows:
+        stats: dict[str, dict[str, float]] = {case: row[case] for case in cases}  # type: ignore[misc]
         cells = []
         for case in cases:
-            s = row[case]
-            assert isinstance(s, dict)
-            cells.append(f"{s['median_ms']:9.3f} ({s['min_ms']:.2f}-{s['max_ms']:.2f})".rjust(22))
-        http, book, slow = (row[c]["median_ms"] for c in ("http", "book", "http_autograd"))  # type: ignore[index]
-        print(
-            f"{row['steps']:>6} {row['optimizer']:<9} "
-            + " ".join(cells)
-            + f"  {http / book:8.0f}x  {slow / http:11.1f}x"
-        )
+            median, low, high = (stats[case][prefix + key] for key in ("median_ms", "min_ms", "max_ms"))
+            cells.append(f"{median:9.3f} ({low:.2f}-{high:.2f})".rjust(24))
+        http, book, slow = (stats[c][prefix + "median_ms"] for c in ("http", "book", "http_autograd"))
+        ratios = f"  {http / book:8.0f}x  {slow / http:11.1f}x"
+        print(f"{row['steps']:>6} {row['optimizer']:<9} " + " ".join(cells) + ratios)
 
 
 def main() -> int:
@@ -148,6 +155,7 @@ def main() -> int:
         _post(client, {"function": "bowl", "steps": 10, "optimizer": {"name": "gd"}})  # warm-up
         rows = measure(client, args.repeats)
     print_table(rows)
+    print_table(rows, "cpu_")
     machine = {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform()}
     machine["cpu"] = platform.processor() or platform.machine()
     args.json.parent.mkdir(parents=True, exist_ok=True)
