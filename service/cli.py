@@ -87,17 +87,30 @@ def worker(settings: Settings, *, burst: bool = False, migrate: bool = True) -> 
     return 0
 
 
+class _Stopped(Exception):
+    """SIGTERM/SIGINT reached `serve` (uvicorn re-raises the signal after its graceful shutdown)."""
+
+
+def _raise_stopped(signum: int, _frame: FrameType | None) -> None:
+    raise _Stopped(signal.Signals(signum).name)
+
+
 def serve(settings: Settings, *, host: str, port: int, workers: int, log_level: str) -> int:
     """Migrate, start `workers` worker processes, run the API until it stops, then stop the workers."""
     import uvicorn
 
     from service.db import upgrade_database
 
-    upgrade_database(settings.database_url)
-    processes = [start_worker_process() for _ in range(workers)]
-    log.info("convlab %s: API docs at http://%s:%d/docs, %d worker(s)", __version__, host, port, workers)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _raise_stopped)
+    processes: list[subprocess.Popen[bytes]] = []
     try:
+        upgrade_database(settings.database_url)
+        processes.extend(start_worker_process() for _ in range(workers))
+        log.info("convlab %s: API docs at http://%s:%d/docs, %d worker(s)", __version__, host, port, workers)
         uvicorn.run("service.main:create_app", factory=True, host=host, port=port, log_level=log_level)
+    except _Stopped as stopped:
+        log.info("%s: stopping", stopped)
     finally:
         stop_worker_processes(processes, timeout=WORKER_STOP_SECONDS)
     return 0

@@ -11,7 +11,7 @@ from service.history import record_checkpoint, record_epoch, record_progress, re
 from service.queue import Lease
 from service.training import Callbacks, Checkpoint, EpochRecord, Progress, RunInfo, StepRecord
 
-PROGRESS_WRITE_SECONDS = 1.0  # at most this often to the database
+PROGRESS_WRITE_SECONDS = 0.5  # at most this often to the database
 
 
 class JobRecorder(Callbacks):

@@ -57,7 +57,13 @@ class JobWorker:
         """Process jobs until shutdown (or, with `burst`, until the queue is empty); return how many ran."""
         done = 0
         while not self.shutdown.is_set():
-            if self.run_next():
+            try:
+                claimed = self.run_next()
+            except SQLAlchemyError:
+                log.exception("worker %s: database error; retrying", self.worker_id)
+                self.shutdown.wait(self.settings.poll_seconds)
+                continue
+            if claimed:
                 done += 1
             elif burst:
                 break
@@ -93,34 +99,40 @@ class JobWorker:
 
     def run_job(self, job: Job, lease: Lease) -> None:
         """Train the claimed job from its last checkpoint and store how it ended."""
-        spec = resolve_defaults(JobSpec.model_validate(job.spec))
-        resume_from = self._prepare_resume(lease)
-        interval = min(self.settings.lease_seconds / 3, self.settings.poll_seconds)
-        with Heartbeat(self.session_factory, lease, lease_seconds=self.settings.lease_seconds, interval=interval) as hb:
+        try:
+            spec = resolve_defaults(JobSpec.model_validate(job.spec))
+            resume_from = self._prepare_resume(lease)
+            result, stop_reason = self._train(spec, lease, resume_from)
+        except (LeaseLost, SQLAlchemyError):
+            raise
+        except Exception as exc:
+            log.exception("job %s failed", lease.job_id)
+            self._finish(lease, JobStatus.failed, reason="training raised an error", error=_message(exc))
+            return
+        self._conclude(lease, result, stop_reason)
+
+    def _train(self, spec: JobSpec, lease: Lease, resume_from: bytes | None) -> tuple[FitResult, str | None]:
+        """Run `fit()` with the recorder while a heartbeat holds the lease; return the result and stop reason."""
+        lease_seconds = self.settings.lease_seconds
+        interval = min(lease_seconds / 3, self.settings.poll_seconds)
+        with Heartbeat(self.session_factory, lease, lease_seconds=lease_seconds, interval=interval) as heartbeat:
             recorder = JobRecorder(
                 self.session_factory,
                 lease,
-                heartbeat=hb,
+                heartbeat=heartbeat,
                 shutdown=self.shutdown,
                 keep_checkpoints=self.settings.keep_checkpoints,
                 batch_size=spec.batch_size or 1,
             )
-            try:
-                result = fit(
-                    spec,
-                    data_dir=self.settings.data_dir,
-                    callbacks=recorder,
-                    resume_from=resume_from,
-                    device=self.settings.device,
-                    allow_download=self.settings.allow_download,
-                )
-            except (LeaseLost, SQLAlchemyError):
-                raise
-            except Exception as exc:
-                log.exception("job %s failed", lease.job_id)
-                self._finish(lease, JobStatus.failed, reason="training raised an error", error=_message(exc))
-                return
-        self._conclude(lease, result, recorder.stop_reason())
+            result = fit(
+                spec,
+                data_dir=self.settings.data_dir,
+                callbacks=recorder,
+                resume_from=resume_from,
+                device=self.settings.device,
+                allow_download=self.settings.allow_download,
+            )
+            return result, recorder.stop_reason()
 
     def _prepare_resume(self, lease: Lease) -> bytes | None:
         """The last checkpoint's bytes (None: start fresh), after dropping history written past it."""
