@@ -45,7 +45,7 @@ def fit(
         train_subset=spec.train_subset,
         test_subset=spec.test_subset,
     )
-    runtime = make_runtime(resolve_device(device), compile=spec.compile)
+    runtime = make_runtime(resolve_device(device), compile=spec.compile, architecture=spec.architecture)
     run = build_run(spec, splits, runtime, callbacks or Callbacks())
     if contents is not None:
         restore_run(run, contents)

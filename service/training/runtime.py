@@ -44,14 +44,20 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def make_runtime(device: torch.device, *, compile: bool) -> Runtime:
-    """The fast path for `device`: everything on CUDA, plain float32 NCHW on CPU."""
+# On the CPU, oneDNN's channels_last convolutions pay off for the wide ResNet/DenseNet layers (measured about
+# 1.5x per training step at 96x96) but not for LeNet's 6 and 16 channels.
+CPU_CHANNELS_LAST = frozenset({"resnet18", "densenet"})
+
+
+def make_runtime(device: torch.device, *, compile: bool, architecture: str = "") -> Runtime:
+    """The fast path for `device`: bf16 + channels_last on CUDA; float32 (exact, deterministic) on CPU."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         return Runtime(device, torch.bfloat16, channels_last=True, compiled=compile, sync_every=50)
-    return Runtime(device, None, channels_last=False, compiled=compile, sync_every=1)
+    channels_last = architecture in CPU_CHANNELS_LAST
+    return Runtime(device, None, channels_last=channels_last, compiled=compile, sync_every=1)
 
 
 def prepare_model(model: nn.Module, runtime: Runtime) -> tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor]]:
