@@ -12,6 +12,19 @@ STATIC_PREFIX = "/static"
 
 router = APIRouter(include_in_schema=False)
 
+# The pages may load and call only this server: a browser then makes no request elsewhere, even for the
+# "powered by" logo that ReDoc's bundle would fetch from its CDN. Inline scripts start the UIs.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
+    "frame-ancestors 'self'"
+)
+
+
+def _offline(page: HTMLResponse) -> HTMLResponse:
+    page.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    return page
+
 
 def static_files() -> StaticFiles:
     """The app mounted at /static that serves the vendored Swagger UI and ReDoc files."""
@@ -26,15 +39,17 @@ def _openapi_url(request: Request) -> str:
 def swagger_ui(request: Request) -> HTMLResponse:
     """Interactive documentation (Swagger UI), served entirely by convlab."""
     root = str(request.scope.get("root_path", ""))
-    return get_swagger_ui_html(
-        openapi_url=_openapi_url(request),
-        title=f"{request.app.title} - Swagger UI",
-        swagger_js_url=f"{root}{STATIC_PREFIX}/swagger-ui/swagger-ui-bundle.js",
-        swagger_css_url=f"{root}{STATIC_PREFIX}/swagger-ui/swagger-ui.css",
-        swagger_favicon_url=f"{root}{STATIC_PREFIX}/swagger-ui/favicon-32x32.png",
-        oauth2_redirect_url=f"{root}/docs/oauth2-redirect",
-        # The default validator badge would call validator.swagger.io; keep the page offline.
-        swagger_ui_parameters={"validatorUrl": None, "tryItOutEnabled": True},
+    return _offline(
+        get_swagger_ui_html(
+            openapi_url=_openapi_url(request),
+            title=f"{request.app.title} - Swagger UI",
+            swagger_js_url=f"{root}{STATIC_PREFIX}/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{STATIC_PREFIX}/swagger-ui/swagger-ui.css",
+            swagger_favicon_url=f"{root}{STATIC_PREFIX}/swagger-ui/favicon-32x32.png",
+            oauth2_redirect_url=f"{root}/docs/oauth2-redirect",
+            # The default validator badge would call validator.swagger.io; keep the page offline.
+            swagger_ui_parameters={"validatorUrl": None, "tryItOutEnabled": True},
+        )
     )
 
 
@@ -48,10 +63,12 @@ def swagger_ui_redirect() -> HTMLResponse:
 def redoc(request: Request) -> HTMLResponse:
     """Reference documentation (ReDoc), served entirely by convlab."""
     root = str(request.scope.get("root_path", ""))
-    return get_redoc_html(
-        openapi_url=_openapi_url(request),
-        title=f"{request.app.title} - ReDoc",
-        redoc_js_url=f"{root}{STATIC_PREFIX}/redoc/redoc.standalone.js",
-        redoc_favicon_url=f"{root}{STATIC_PREFIX}/swagger-ui/favicon-32x32.png",
-        with_google_fonts=False,
+    return _offline(
+        get_redoc_html(
+            openapi_url=_openapi_url(request),
+            title=f"{request.app.title} - ReDoc",
+            redoc_js_url=f"{root}{STATIC_PREFIX}/redoc/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{STATIC_PREFIX}/swagger-ui/favicon-32x32.png",
+            with_google_fonts=False,
+        )
     )

@@ -22,7 +22,8 @@ SMALL_JOB = {
     "dataset": "fashion_mnist",
     "epochs": 2,
     "batch_size": 256,
-    "train_subset": 12288,
+    "optimizer": {"name": "adam", "lr": 0.01},
+    "train_subset": 8192,
     "test_subset": 1000,
     "seed": 0,
 }

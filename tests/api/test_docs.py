@@ -37,3 +37,11 @@ def test_vendored_assets_carry_their_licences(client):
 def test_openapi_document_is_served(client):
     schema = client.get("/openapi.json").json()
     assert schema["info"]["title"] == "convlab" and "/jobs/{job_id}/predict" in schema["paths"]
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_docs_pages_forbid_the_browser_to_contact_other_hosts(client, page):
+    policy = client.get(page).headers["content-security-policy"]
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    assert directives["default-src"] == "'self'" and directives["connect-src"] == "'self'"
+    assert "http" not in policy  # no other origin is allowed anywhere

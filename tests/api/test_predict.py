@@ -14,7 +14,7 @@ from service.training.checkpoints import load_checkpoint
 from service.training.datasets import preprocess
 from tests.api.conftest import SMALL_JOB, make_client, png_bytes
 
-# The trained fixture sees 12,288 training images for 2 epochs; on real test images it must beat chance
+# The trained fixture sees 8,192 training images (Adam) for 2 epochs; on real test images it must beat chance
 # (0.10) by far. 0.55 is a floor that a working model clears and a broken pipeline does not.
 MIN_ACCURACY = 0.55
 
