@@ -1,5 +1,6 @@
 """One training run's parts and counters: built fresh from a spec, or restored from a checkpoint."""
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -91,7 +92,7 @@ class Run:
     std: tuple[float, ...]
     state: TrainState
     started: float = field(default_factory=time.perf_counter)
-    last_progress: float = field(default_factory=time.perf_counter)
+    last_progress: float = -math.inf  # the first batch always reports progress
 
 
 def _steps_per_epoch(n: int, batch_size: int) -> int:

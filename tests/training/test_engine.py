@@ -71,6 +71,15 @@ def test_step_records_come_every_log_every_examples_and_epochs_report_all_metric
     assert result.best_metrics == max(recorder.epochs, key=lambda e: e.test_acc)
 
 
+def test_progress_is_reported_from_the_first_batch(data_dir: Path) -> None:
+    spec = JobSpec(architecture="bn_lenet", dataset="synthetic", epochs=2, train_subset=256, batch_size=64)
+    recorder, _ = _fit(spec, data_dir)
+    first = recorder.progress[0]
+    assert (first.epoch, first.step, first.batches_done, first.total_steps) == (1, 1, 1, 8)
+    assert first.fraction == 1 / 8
+    assert all(0 < p.fraction <= 1 for p in recorder.progress)
+
+
 def test_synthetic_patterns_are_learnable(data_dir: Path) -> None:
     spec = JobSpec(
         architecture="bn_lenet",
