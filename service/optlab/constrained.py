@@ -47,7 +47,7 @@ class Constraint(BaseModel):
             assert self.center is not None and self.radius is not None
             return math.dist(x, self.center) - self.radius
         assert self.normal is not None and self.offset is not None
-        return math.fsum(a * v for a, v in zip(self.normal, x, strict=True)) - self.offset
+        return sum(a * v for a, v in zip(self.normal, x, strict=True)) - self.offset  # inf/nan, never an exception
 
     def gradient(self, x: list[float]) -> list[float]:
         """∇c(x) (for the ball, the outward unit vector; zero at the center)."""
@@ -68,7 +68,7 @@ class Constraint(BaseModel):
             scale = self.radius / math.dist(x, self.center)
             return [c + (v - c) * scale for v, c in zip(x, self.center, strict=True)]
         assert self.normal is not None
-        norm2 = math.fsum(a * a for a in self.normal)
+        norm2 = sum(a * a for a in self.normal)
         return [v - excess * a / norm2 for v, a in zip(x, self.normal, strict=True)]
 
 

@@ -42,6 +42,8 @@ def check_convexity(objective: Objective, box: torch.Tensor, samples: int = 256,
     counterexample = _jensen_along_eigenvector(objective, eigen, low, high)
     if counterexample is None:
         counterexample = _jensen_random_pairs(objective, low, high, samples, generator)
+    if eigen is None and counterexample is None:
+        raise InvalidInput("the Hessian is not finite (or not computable) anywhere sampled in the box")
     tolerance = 1e-9 * (1 + abs(eigen["value"])) if eigen else 0.0
     negative = eigen is not None and eigen["value"] < -tolerance
     return {
@@ -55,10 +57,16 @@ def check_convexity(objective: Objective, box: torch.Tensor, samples: int = 256,
 
 def _min_eigen(objective: Objective, points: torch.Tensor) -> dict[str, Any] | None:
     hessians = objective.batch_hessians(points)
-    defined = torch.isfinite(hessians).flatten(1).all(1)
+    # autograd's formulas stay finite outside f's domain (d²/dx² log x at x < 0), so f must be finite too
+    defined = torch.isfinite(hessians).flatten(1).all(1) & torch.isfinite(objective.batch_values(points))
     if not bool(defined.any()):
         return None
-    eigenvalues, eigenvectors = torch.linalg.eigh(hessians[defined])
+    try:
+        eigenvalues, eigenvectors = torch.linalg.eigh(hessians[defined])
+    except RuntimeError:  # LAPACK gives up on entries near the float64 range
+        return None
+    if not bool(torch.isfinite(eigenvalues).all()):
+        return None
     smallest = eigenvalues[:, 0]
     best = int(torch.argmin(smallest))
     return {
@@ -127,10 +135,13 @@ def classify_stationary_point(objective: Objective, x: Sequence[float], tol: flo
     """Gradient norm, Hessian eigenvalues and minimum / maximum / saddle / degenerate (or not stationary)."""
     value, grad = objective.value_and_grad(x, "autograd")
     hessian = torch.tensor(objective.hessian(x, "autograd"), dtype=torch.float64)
-    grad_norm = math.sqrt(math.fsum(g * g for g in grad))
-    if not (math.isfinite(grad_norm) and bool(torch.isfinite(hessian).all())):
+    grad_norm = math.hypot(*grad)
+    if not (math.isfinite(value) and math.isfinite(grad_norm) and bool(torch.isfinite(hessian).all())):
         raise InvalidInput("the function or its derivatives are not finite at this point")
-    eigenvalues = torch.linalg.eigvalsh(hessian).tolist()
+    try:
+        eigenvalues = torch.linalg.eigvalsh(hessian).tolist()
+    except RuntimeError:  # LAPACK gives up on entries near the float64 range
+        raise InvalidInput("the Hessian at this point is too large to analyse") from None
     return {
         "x": list(x),
         "f": finite_or_none(value),

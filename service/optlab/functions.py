@@ -152,6 +152,8 @@ def resolve_objective(function: str, dimension: int | None = None, limits: Limit
     limits = limits or Limits()
     if dimension is None:
         dimension = max(expression.dimension, 1)
+    if dimension < 1:
+        raise InvalidInput("the point needs at least one coordinate")
     if dimension > limits.max_dimension:
         raise InvalidInput(f"dimension {dimension} exceeds the limit of {limits.max_dimension}")
     if expression.style == "x" and dimension != 1:

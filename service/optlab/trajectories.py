@@ -111,7 +111,11 @@ class CurvatureStepper(Stepper):
 
     def _newton(self, x: list[float], g: list[float], hess: list[list[float]], t: int) -> list[float]:
         H = torch.tensor(hess, dtype=torch.float64)
-        eigenvalues = torch.linalg.eigvalsh(H)
+        try:
+            eigenvalues = torch.linalg.eigvalsh(H)
+        except RuntimeError:  # LAPACK gives up on entries near the float64 range
+            self._stop(t, "the Hessian could not be decomposed")
+            return x
         scale = max(1.0, float(eigenvalues.abs().max()))
         if float(eigenvalues.abs().min()) <= 1e-12 * scale:
             self._stop(t, f"the Hessian is singular (eigenvalues {eigenvalues.tolist()})")

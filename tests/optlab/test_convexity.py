@@ -97,3 +97,20 @@ def test_saddle_reports_gradient_and_eigenvalues():
     result = classify_stationary_point(resolve_objective("saddle"), [0.0, 0.0])
     assert result["grad_norm"] == 0.0
     assert result["hessian_eigenvalues"] == [-2.0, 2.0]
+
+
+def test_a_box_where_nothing_is_defined_gives_no_verdict():
+    objective = resolve_objective("log(x)", 1)
+    with pytest.raises(InvalidInput, match="not finite"):
+        check_convexity(objective, check_box([[-2.0, -1.0]], 1), samples=16)
+
+
+def test_huge_hessians_are_refused_or_judged_never_crash():
+    objective = resolve_objective("exp(x1**2) * x2**3", 2)
+    result = check_convexity(objective, check_box([[-26.0, 26.0], [-1.0, 1.0]], 2), samples=64)
+    assert result["convex"] is False
+
+
+def test_stationary_point_outside_the_domain_is_refused():
+    with pytest.raises(InvalidInput, match="not finite"):
+        classify_stationary_point(resolve_objective("log(x)", 1), [-1.0])
