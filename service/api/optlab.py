@@ -34,6 +34,9 @@ class FastJSONResponse(JSONResponse):
         return to_json(content, inf_nan_mode="null")
 
 
+IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/png": {}, "image/svg+xml": {}}, "description": "The picture."}
+}
 router = APIRouter(tags=["optimization lab"], default_response_class=FastJSONResponse)
 
 
@@ -57,7 +60,7 @@ def post_trajectories(body: TrajectoryRequest, settings: SettingsDep) -> FastJSO
     return FastJSONResponse(result)
 
 
-@router.post("/trajectories/plot")
+@router.post("/trajectories/plot", response_class=Response, responses=IMAGE_RESPONSES)
 def post_trajectory_plot(body: PlotRequest, settings: SettingsDep, format: ImageFormatQuery = "png") -> Response:
     """Draw the function's contours (or curve, in 1-D) with each optimizer's trajectory, as PNG or SVG."""
     image = lab.trajectory_plot(body.function, body.x0, body.steps, body.configs(), body.box, format, _limits(settings))
@@ -116,7 +119,7 @@ def post_linreg(body: LinregRequest, settings: SettingsDep) -> FastJSONResponse:
     return FastJSONResponse(_linreg(body, settings))
 
 
-@router.post("/optimizers/linreg/plot")
+@router.post("/optimizers/linreg/plot", response_class=Response, responses=IMAGE_RESPONSES)
 def post_linreg_plot(body: LinregRequest, settings: SettingsDep, format: ImageFormatQuery = "png") -> Response:
     """The loss curves of a linear-regression comparison, as PNG or SVG."""
     image = plots.render_loss_curves(_linreg(body, settings)["runs"], format)
