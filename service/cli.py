@@ -2,6 +2,7 @@
 
 import argparse
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -31,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="migrate, then claim and train jobs until stopped")
     worker.add_argument("--burst", action="store_true", help="exit once the queue is empty")
     worker.add_argument("--no-migrate", action="store_true", help="skip the migration at start")
+    worker.add_argument(
+        "--parent-pid", type=int, default=None, help="stop gracefully when this process (e.g. `serve`) is gone"
+    )
 
     db = commands.add_parser("db", help="database migrations").add_subparsers(dest="db_command", required=True)
     upgrade = db.add_parser("upgrade", help="apply migrations (default: up to head)")
@@ -50,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         return serve(settings, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level)
     if args.command == "worker":
-        return worker(settings, burst=args.burst, migrate=not args.no_migrate)
+        return worker(settings, burst=args.burst, migrate=not args.no_migrate, parent_pid=args.parent_pid)
     return database(settings, args.db_command, getattr(args, "revision", None))
 
 
@@ -66,7 +70,7 @@ def database(settings: Settings, command: str, revision: str | None) -> int:
     return 0
 
 
-def worker(settings: Settings, *, burst: bool = False, migrate: bool = True) -> int:
+def worker(settings: Settings, *, burst: bool = False, migrate: bool = True, parent_pid: int | None = None) -> int:
     """Run one worker in this process; SIGTERM/SIGINT stop it at the next batch boundary, requeueing its job."""
     from service.db import upgrade_database
     from service.worker import run_worker
@@ -83,8 +87,18 @@ def worker(settings: Settings, *, burst: bool = False, migrate: bool = True) -> 
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    if parent_pid is not None:
+        threading.Thread(target=_watch_parent, args=(parent_pid, shutdown), daemon=True).start()
     run_worker(settings, shutdown=shutdown, burst=burst)
     return 0
+
+
+def _watch_parent(parent_pid: int, shutdown: threading.Event) -> None:
+    """Set `shutdown` once this process's parent is no longer `parent_pid` (it died; we were re-parented)."""
+    while not shutdown.wait(1.0):
+        if os.getppid() != parent_pid:
+            log.warning("parent process %d is gone: stopping", parent_pid)
+            shutdown.set()
 
 
 class _Stopped(Exception):
@@ -119,7 +133,8 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, log_level: 
 def start_worker_process() -> "subprocess.Popen[bytes]":
     """Start `convlab worker` as a child process (same environment, hence the same settings)."""
     # A session of its own: a Ctrl-C at the terminal reaches only `serve`, which then stops each worker once.
-    return subprocess.Popen([sys.executable, "-m", "service.cli", "worker", "--no-migrate"], start_new_session=True)
+    command = [sys.executable, "-m", "service.cli", "worker", "--no-migrate", "--parent-pid", str(os.getpid())]
+    return subprocess.Popen(command, start_new_session=True)
 
 
 def stop_worker_processes(processes: Sequence["subprocess.Popen[bytes]"], *, timeout: float) -> None:

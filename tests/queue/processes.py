@@ -41,7 +41,8 @@ def worker_env(db_url: str, state_dir: Path, data_dir: Path, **settings: str) ->
 def start_worker(env: dict[str, str], log_dir: Path, *args: str) -> "subprocess.Popen[bytes]":
     """Start `python -m service.cli worker` with its output in a log file under `log_dir`."""
     log = (log_dir / f"worker-{time.monotonic_ns()}.log").open("wb")
-    command = [sys.executable, "-m", "service.cli", "worker", *args]
+    # --parent-pid: should this test process die, its workers stop instead of training on as orphans
+    command = [sys.executable, "-m", "service.cli", "worker", "--parent-pid", str(os.getpid()), *args]
     return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
