@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1, help="training worker processes (0: the API alone)")
     serve.add_argument("--log-level", default="info")
+    serve.add_argument("--no-migrate", action="store_true", help="skip the migration at start")
 
     worker = commands.add_parser("worker", help="migrate, then claim and train jobs until stopped")
     worker.add_argument("--burst", action="store_true", help="exit once the queue is empty")
@@ -52,7 +53,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     settings = get_settings()
     if args.command == "serve":
-        return serve(settings, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level)
+        return serve(
+            settings,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=args.log_level,
+            migrate=not args.no_migrate,
+        )
     if args.command == "worker":
         return worker(settings, burst=args.burst, migrate=not args.no_migrate, parent_pid=args.parent_pid)
     return database(settings, args.db_command, getattr(args, "revision", None))
@@ -109,7 +117,7 @@ def _raise_stopped(signum: int, _frame: FrameType | None) -> None:
     raise _Stopped(signal.Signals(signum).name)
 
 
-def serve(settings: Settings, *, host: str, port: int, workers: int, log_level: str) -> int:
+def serve(settings: Settings, *, host: str, port: int, workers: int, log_level: str, migrate: bool = True) -> int:
     """Migrate, start `workers` worker processes, run the API until it stops, then stop the workers."""
     import uvicorn
 
@@ -119,7 +127,8 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, log_level: 
         signal.signal(signum, _raise_stopped)
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        upgrade_database(settings.database_url)
+        if migrate:
+            upgrade_database(settings.database_url)
         processes.extend(start_worker_process() for _ in range(workers))
         log.info("convlab %s: API docs at http://%s:%d/docs, %d worker(s)", __version__, host, port, workers)
         uvicorn.run("service.main:create_app", factory=True, host=host, port=port, log_level=log_level)
