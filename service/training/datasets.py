@@ -181,7 +181,10 @@ def _download(info: DatasetInfo, data_dir: Path) -> None:
 def _read_cifar_split(data_dir: Path, train: bool) -> ImageData:
     import torchvision.datasets as tvd
 
-    ds = tvd.CIFAR10(root=str(data_dir), train=train, download=False)
+    try:
+        ds = tvd.CIFAR10(root=str(data_dir), train=train, download=False)  # checks the files' md5 sums
+    except RuntimeError as exc:
+        raise DatasetUnavailable(f"CIFAR-10 under {data_dir.resolve()} is unusable: {exc}") from exc
     images = torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))  # NHWC -> NCHW
     return ImageData(images, torch.tensor(ds.targets, dtype=torch.int64))
 

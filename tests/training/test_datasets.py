@@ -51,6 +51,15 @@ def test_load_dataset_refuses_missing_files_without_downloading(tmp_path: Path) 
     assert not any(tmp_path.iterdir())
 
 
+def test_corrupt_cifar10_files_are_reported_as_unavailable(tmp_path: Path) -> None:
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"]:
+        (folder / name).write_bytes(b"not cifar")
+    with pytest.raises(DatasetUnavailable, match="unusable"):
+        load_dataset("cifar10", tmp_path)
+
+
 def test_unknown_dataset_is_invalid_input() -> None:
     with pytest.raises(InvalidInput, match="unknown dataset"):
         get_dataset_info("imagenet")
