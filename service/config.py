@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     )
     events_poll_seconds: float = Field(0.5, gt=0, description="How often /jobs/{id}/events looks for news.")
     migrate_on_start: bool = Field(True, description="The API applies database migrations when it starts.")
+    inference_threads: int = Field(
+        0, ge=0, description="torch intra-op threads for predictions in the API process (0: torch's default)."
+    )
 
     # optimization lab limits (each violation answers 422)
     optlab_max_expression_length: int = Field(500, ge=1, description="Longest objective expression.")

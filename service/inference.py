@@ -6,6 +6,7 @@ Every input form (upload, base64, pixel array) becomes a uint8 tensor [C, H, W] 
 
 import asyncio
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -120,12 +121,27 @@ def to_native(image: torch.Tensor, native_size: int) -> torch.Tensor:
 class ModelCache:
     """A thread-safe LRU cache of loaded checkpoints, keyed by (job id, epoch, sha256)."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, *, lookup_ttl_s: float = 1.0) -> None:
         self.capacity = capacity
+        self.lookup_ttl_s = lookup_ttl_s
         self._items: OrderedDict[Hashable, LoadedCheckpoint] = OrderedDict()
+        self._lookups: dict[Hashable, tuple[float, Any]] = {}
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+
+    def recall(self, lookup: Hashable) -> Any:
+        """A remembered lookup result (which checkpoint a request means) younger than `lookup_ttl_s`, or None."""
+        with self._lock:
+            found = self._lookups.get(lookup)
+        return found[1] if found is not None and found[0] > time.monotonic() else None
+
+    def remember(self, lookup: Hashable, value: Any) -> None:
+        """Remember `value` for `lookup_ttl_s`, so hot prediction paths skip the database."""
+        with self._lock:
+            if len(self._lookups) > 4096:
+                self._lookups.clear()
+            self._lookups[lookup] = (time.monotonic() + self.lookup_ttl_s, value)
 
     def get(self, key: Hashable, read: Callable[[], bytes], device: torch.device) -> LoadedCheckpoint:
         """The loaded checkpoint for `key`, reading and loading it with `read()` on a miss."""

@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import torch
 from anyio import to_thread
 from fastapi import FastAPI
 
@@ -39,6 +40,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.inference_threads:
+            # Process-wide; the API process does not train (workers are separate processes).
+            torch.set_num_threads(settings.inference_threads)
         engine = make_engine(settings.database_url)
         if settings.migrate_on_start:
             await to_thread.run_sync(upgrade_database, settings.database_url)

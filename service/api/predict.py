@@ -1,6 +1,6 @@
 """Classify images with a trained job's model (best checkpoint by default)."""
 
-from collections.abc import Hashable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import torch
@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service import jobs
 from service.api.predict_inputs import RawInputs, decode_all, parse_json_inputs, read_inputs
+from service.config import Settings
 from service.deps import JobIdPath, ModelCacheDep, SessionFactoryDep, SettingsDep
 from service.errors import Conflict, NotFound
 from service.inference import ImageLimits, ModelCache, prepare_batch, to_predictions
@@ -34,26 +35,56 @@ def choose_checkpoint(kept: list[Checkpoint], job_id: int, epoch: int | None) ->
     return at_epoch[0]
 
 
-def load_model(
-    factory: sessionmaker[Session], cache: ModelCache, device: str, job_id: int, epoch: int | None
-) -> tuple[Hashable, Checkpoint, LoadedCheckpoint]:
-    """The job's chosen checkpoint, loaded through the LRU cache (bytes are read only on a miss)."""
-    with factory() as session:
-        jobs.get_job(session, job_id)
-        chosen = choose_checkpoint(jobs.list_checkpoints(session, job_id), job_id, epoch)
-        key = (job_id, chosen.id, chosen.sha256)
-        loaded = cache.get(key, lambda: chosen.data, resolve_device(device))
-        return key, chosen, loaded
-
-
-def _limits(settings: SettingsDep) -> ImageLimits:
+def limits_of(settings: Settings) -> ImageLimits:
+    """The configured bounds on one predict request."""
     return ImageLimits(max_images=settings.predict_max_images, max_pixels=settings.predict_max_pixels)
 
 
-def _prepare(raw: RawInputs | bytes, loaded: LoadedCheckpoint, limits: ImageLimits) -> torch.Tensor:
+@dataclass(frozen=True)
+class Choice:
+    """Which checkpoint a request uses: its model-cache key (job id, checkpoint id, sha256) and epoch."""
+
+    key: tuple[int, int, str]
+    epoch: int
+
+
+def choose(factory: sessionmaker[Session], cache: ModelCache, job_id: int, epoch: int | None) -> Choice:
+    """The checkpoint for (job, epoch), looked up in the database at most once per second per pair."""
+    remembered = cache.recall((job_id, epoch))
+    if isinstance(remembered, Choice):
+        return remembered
+    with factory() as session:
+        jobs.get_job(session, job_id)
+        chosen = choose_checkpoint(jobs.list_checkpoints(session, job_id), job_id, epoch)
+        choice = Choice((job_id, chosen.id, chosen.sha256), chosen.epoch)
+    cache.remember((job_id, epoch), choice)
+    return choice
+
+
+def read_checkpoint_bytes(factory: sessionmaker[Session], choice: Choice) -> bytes:
+    """The safetensors bytes of the chosen checkpoint; Conflict if it was pruned meanwhile."""
+    with factory() as session:
+        row = session.get(Checkpoint, choice.key[1])
+        if row is None:
+            raise Conflict(f"checkpoint of epoch {choice.epoch} was just replaced; retry the request")
+        return row.data
+
+
+def load_and_prepare(
+    factory: sessionmaker[Session],
+    cache: ModelCache,
+    settings: Settings,
+    job_id: int,
+    epoch: int | None,
+    raw: RawInputs | bytes,
+) -> tuple[Choice, LoadedCheckpoint, torch.Tensor]:
+    """Everything before the forward pass, in one trip to a worker thread: checkpoint, model, input batch."""
+    choice = choose(factory, cache, job_id, epoch)
+    loaded = cache.get(choice.key, lambda: read_checkpoint_bytes(factory, choice), resolve_device(settings.device))
+    limits = limits_of(settings)
     parsed = parse_json_inputs(raw, limits) if isinstance(raw, bytes) else raw
     images = decode_all(parsed, in_channels=loaded.in_channels, limits=limits)
-    return prepare_batch(loaded, images)
+    return choice, loaded, prepare_batch(loaded, images)
 
 
 REQUEST_BODY: dict[str, Any] = {
@@ -101,15 +132,15 @@ async def predict(
     checkpoint: Annotated[int | None, Query(ge=0, description="Use the checkpoint of this epoch.")] = None,
 ) -> PredictResponse:
     """Upload `file` parts, or send JSON `images` (base64) or `pixels`; answers one prediction per image, in order."""
-    limits = _limits(settings)
-    raw = await read_inputs(request, limits)
-    key, chosen, loaded = await to_thread.run_sync(load_model, factory, cache, settings.device, job_id, checkpoint)
-    batch = await to_thread.run_sync(_prepare, raw, loaded, limits)
-    probs = await request.app.state.batchers.get(key).submit(loaded.model, batch)
+    raw = await read_inputs(request, limits_of(settings))
+    choice, loaded, batch = await to_thread.run_sync(
+        load_and_prepare, factory, cache, settings, job_id, checkpoint, raw
+    )
+    probs = await request.app.state.batchers.get(choice.key).submit(loaded.model, batch)
     return PredictResponse(
         job_id=job_id,
-        checkpoint_epoch=chosen.epoch,
-        checkpoint_sha256=chosen.sha256,
+        checkpoint_epoch=choice.epoch,
+        checkpoint_sha256=choice.key[2],
         predictions=[
             PredictionRead(
                 class_index=p.class_index,

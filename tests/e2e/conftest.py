@@ -1,5 +1,6 @@
 """A live `convlab serve` (uvicorn on a free loopback port, one real worker process) on a temporary database."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -44,14 +45,14 @@ def wait_until_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
 
 
 def stop(process: subprocess.Popen) -> None:
-    """SIGTERM (serve stops its workers, which checkpoint and requeue), then kill if it hangs."""
+    """SIGTERM (serve stops its workers, which checkpoint and requeue), then kill whatever is left of its group."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=90)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # the server and any worker it left behind (own session)
+    process.wait()
 
 
 @pytest.fixture(scope="session")
