@@ -9,9 +9,11 @@ import os
 import socket
 import threading
 import uuid
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,19 +41,25 @@ class JobWorker:
     """One worker: its identity, settings, database sessions and the shutdown flag."""
 
     settings: Settings
+    engine: Engine
     session_factory: sessionmaker[Session]
     shutdown: threading.Event
     worker_id: str
 
     @classmethod
     def create(cls, settings: Settings, *, shutdown: threading.Event | None = None) -> "JobWorker":
-        """A worker on `settings.database_url`, registered in the workers table."""
-        factory = make_session_factory(make_engine(settings.database_url))
-        worker = cls(settings, factory, shutdown or threading.Event(), new_worker_id())
+        """A worker on `settings.database_url`, registered in the workers table; `close()` it when done."""
+        engine = make_engine(settings.database_url)
+        factory = make_session_factory(engine)
+        worker = cls(settings, engine, factory, shutdown or threading.Event(), new_worker_id())
         with factory() as session:
             register_worker(session, worker_id=worker.worker_id, hostname=socket.gethostname(), pid=os.getpid())
             session.commit()
         return worker
+
+    def close(self) -> None:
+        """Release the worker's database connections."""
+        self.engine.dispose()
 
     def run(self, *, burst: bool = False) -> int:
         """Process jobs until shutdown (or, with `burst`, until the queue is empty); return how many ran."""
@@ -178,4 +186,5 @@ def _message(exc: BaseException) -> str:
 
 def run_worker(settings: Settings, *, shutdown: threading.Event | None = None, burst: bool = False) -> int:
     """Run a worker on `settings` until `shutdown` is set (or the queue is empty with `burst`)."""
-    return JobWorker.create(settings, shutdown=shutdown).run(burst=burst)
+    with closing(JobWorker.create(settings, shutdown=shutdown)) as worker:
+        return worker.run(burst=burst)

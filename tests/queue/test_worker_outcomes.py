@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.config import Settings
 from service.orm import JobStatus
 from service.spec import JobSpec
-from service.worker import JobWorker
+from service.worker import run_worker
 from tests.queue.processes import job_state, status_events, submit
 
 
@@ -23,7 +23,7 @@ def test_training_error_fails_the_job_with_its_message(
     empty = tmp_path / "no-datasets"
     empty.mkdir()
     job_id = submit(session_factory, JobSpec(architecture="bn_lenet", dataset="fashion_mnist", epochs=1))
-    assert JobWorker.create(_settings(db_url, tmp_path, empty)).run(burst=True) == 1
+    assert run_worker(_settings(db_url, tmp_path, empty), burst=True) == 1
     job = job_state(session_factory, job_id)
     assert job.status is JobStatus.failed and job.attempt == 1
     assert job.error is not None and "DatasetUnavailable" in job.error and "fashion" in job.error.lower()
@@ -37,7 +37,7 @@ def test_finished_job_records_versions_checksum_progress_and_result(
         architecture="bn_lenet", dataset="synthetic", epochs=2, batch_size=64, train_subset=256, test_subset=64
     )
     job_id = submit(session_factory, spec)
-    assert JobWorker.create(_settings(db_url, tmp_path, data_dir)).run(burst=True) == 1
+    assert run_worker(_settings(db_url, tmp_path, data_dir), burst=True) == 1
     job = job_state(session_factory, job_id)
     assert job.status is JobStatus.succeeded and job.error is None
     assert job.convlab_version and job.torch_version and job.torchvision_version
