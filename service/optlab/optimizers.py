@@ -35,6 +35,9 @@ class OptimizerConfig(BaseModel):
     beta1: float | None = Field(None, ge=0, lt=1)
     beta2: float | None = Field(None, ge=0, lt=1)
     eps: float | None = Field(None, ge=0, le=1)
+    eps_in_sqrt: bool | None = Field(
+        None, description="adam: ε inside the square root (default, the book's formulas) or outside (torch.optim)."
+    )
     noise_std: float | None = Field(None, ge=0, le=1e6, description="sgd: std of the gradient noise.")
     seed: int = Field(0, ge=0, le=2**63 - 1, description="sgd: seed of the gradient noise.")
     schedule: Literal["constant", "exponential", "polynomial"] = Field(
@@ -55,7 +58,7 @@ DEFAULTS: dict[str, dict[str, float]] = {
     "adagrad": {"lr": 0.4, "eps": 1e-6},
     "rmsprop": {"lr": 0.4, "gamma": 0.9, "eps": 1e-6},
     "adadelta": {"lr": 1.0, "rho": 0.9, "eps": 1e-5},
-    "adam": {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-6},
+    "adam": {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-6, "eps_in_sqrt": True},
     "newton": {"lr": 1.0},
     "preconditioned_gd": {"lr": 0.1},
 }
@@ -87,6 +90,7 @@ class Hyper:
     beta1: float = 0.0
     beta2: float = 0.0
     eps: float = 0.0
+    eps_in_sqrt: bool = True
     noise_std: float = 0.0
     schedule: str = "constant"
 
@@ -164,7 +168,8 @@ def _adam(h: Hyper, x: Value, g: Value, s: dict[str, Value], t: int, lr: float) 
     s["s"] = h.beta2 * s["s"] + (1 - h.beta2) * g * g
     v_hat = s["v"] / (1 - h.beta1**t)
     s_hat = s["s"] / (1 - h.beta2**t)
-    return x - lr * v_hat / (s_hat**0.5 + h.eps)
+    denominator = (s_hat + h.eps) ** 0.5 if h.eps_in_sqrt else s_hat**0.5 + h.eps
+    return x - lr * v_hat / denominator
 
 
 RULES: dict[str, Rule] = {

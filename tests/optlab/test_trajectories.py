@@ -116,18 +116,29 @@ def test_adadelta_matches_book_formula():
     assert got == pytest.approx([x1, x2], abs=TOL)
 
 
-def test_adam_matches_book_formula():
-    eta, beta1, beta2, eps = 0.3, 0.9, 0.999, 1e-6
+def _book_adam(eta: float, steps: int, *, eps_in_sqrt: bool) -> list[float]:
+    beta1, beta2, eps = 0.9, 0.999, 1e-6
     x, v, s = [-5.0, -2.0], [0.0, 0.0], [0.0, 0.0]
-    for t in range(1, 31):  # the seed's adam: bias correction, eps added to sqrt(s_hat)
+    for t in range(1, steps + 1):  # bias correction; eps inside sqrt (the book's formulas) or outside (its code)
         g = grad_ill(*x)
         v = [beta1 * vi + (1 - beta1) * gi for vi, gi in zip(v, g, strict=True)]
         s = [beta2 * si + (1 - beta2) * gi**2 for si, gi in zip(s, g, strict=True)]
-        x = [
-            xi - eta * (vi / (1 - beta1**t)) / (math.sqrt(si / (1 - beta2**t)) + eps)
-            for xi, vi, si in zip(x, v, s, strict=True)
-        ]
-    assert final_x("ill_conditioned", [-5.0, -2.0], 30, name="adam", lr=eta) == pytest.approx(x, abs=TOL)
+        s_hat = [si / (1 - beta2**t) for si in s]
+        denominators = [math.sqrt(sh + eps) if eps_in_sqrt else math.sqrt(sh) + eps for sh in s_hat]
+        x = [xi - eta * (vi / (1 - beta1**t)) / d for xi, vi, d in zip(x, v, denominators, strict=True)]
+    return x
+
+
+def test_adam_defaults_to_eps_inside_the_square_root():
+    expected = _book_adam(0.3, 30, eps_in_sqrt=True)
+    assert final_x("ill_conditioned", [-5.0, -2.0], 30, name="adam", lr=0.3) == pytest.approx(expected, abs=TOL)
+
+
+def test_adam_can_add_eps_outside_the_square_root():
+    expected = _book_adam(0.3, 30, eps_in_sqrt=False)
+    got = final_x("ill_conditioned", [-5.0, -2.0], 30, name="adam", lr=0.3, eps_in_sqrt=False)
+    assert got == pytest.approx(expected, abs=TOL)
+    assert got != pytest.approx(_book_adam(0.3, 30, eps_in_sqrt=True), abs=1e-9)
 
 
 def test_preconditioned_gd_matches_formula_and_fixes_conditioning():
@@ -197,7 +208,10 @@ def test_sgd_noise_depends_on_seed_and_is_reproducible():
             {"name": "adadelta", "rho": 0.9, "eps": 1e-5},
             {"name": "torch:adadelta", "lr": 1.0, "rho": 0.9, "eps": 1e-5},
         ),
-        ({"name": "adam", "lr": 0.3, "eps": 1e-6}, {"name": "torch:adam", "lr": 0.3, "eps": 1e-6}),
+        (
+            {"name": "adam", "lr": 0.3, "eps": 1e-6, "eps_in_sqrt": False},
+            {"name": "torch:adam", "lr": 0.3, "eps": 1e-6},
+        ),
     ],
 )
 def test_torch_optimizer_agrees_where_formulas_coincide(ours, theirs):
