@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     inference_threads: int = Field(
         0, ge=0, description="torch intra-op threads for predictions in the API process (0: torch's default)."
     )
+    predict_threads: int = Field(
+        0, ge=0, description="Threads doing prediction work at once in the API process (0: the CPU count, min 2)."
+    )
 
     # optimization lab limits (each violation answers 422)
     optlab_max_expression_length: int = Field(500, ge=1, description="Longest objective expression.")

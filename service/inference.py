@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 from PIL import Image, UnidentifiedImageError
 from torch.nn import functional as F
 
@@ -197,9 +197,10 @@ class DynamicBatcher:
     requests that arrive while a forward pass runs form the next batch, so batches grow with the load.
     """
 
-    def __init__(self, *, max_batch: int, max_delay_s: float) -> None:
+    def __init__(self, *, max_batch: int, max_delay_s: float, limiter: CapacityLimiter | None = None) -> None:
         self.max_batch = max_batch
         self.max_delay_s = max_delay_s
+        self.limiter = limiter
         self._queue: asyncio.Queue[tuple[torch.nn.Module, torch.Tensor, asyncio.Future[torch.Tensor]]]
         self._queue = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -208,7 +209,7 @@ class DynamicBatcher:
     async def submit(self, model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
         """Class probabilities for `batch`, computed alone or together with other waiting requests."""
         if self.max_batch <= 1:
-            return await to_thread.run_sync(forward, model, batch)
+            return await to_thread.run_sync(forward, model, batch, limiter=self.limiter)
         future: asyncio.Future[torch.Tensor] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((model, batch, future))
         if self._task is None or self._task.done():
@@ -236,7 +237,8 @@ class DynamicBatcher:
             items = await self._gather()
             model = items[0][0]
             try:
-                probs = await to_thread.run_sync(forward, model, torch.cat([x for _, x, _ in items]))
+                batch = torch.cat([x for _, x, _ in items])
+                probs = await to_thread.run_sync(forward, model, batch, limiter=self.limiter)
             except Exception as exc:  # hand the failure to every waiting request
                 for _, _, future in items:
                     if not future.done():
@@ -256,9 +258,12 @@ class DynamicBatcher:
 class BatcherPool:
     """One DynamicBatcher per loaded model (cache key); idle batchers are dropped when the pool grows."""
 
-    def __init__(self, *, max_batch: int, max_delay_s: float, max_idle: int = 64) -> None:
+    def __init__(
+        self, *, max_batch: int, max_delay_s: float, limiter: CapacityLimiter | None = None, max_idle: int = 64
+    ) -> None:
         self.max_batch = max_batch
         self.max_delay_s = max_delay_s
+        self.limiter = limiter
         self.max_idle = max_idle
         self._batchers: dict[Hashable, DynamicBatcher] = {}
 
@@ -267,7 +272,9 @@ class BatcherPool:
         if key not in self._batchers:
             if len(self._batchers) >= self.max_idle:
                 self._batchers = {k: b for k, b in self._batchers.items() if not b._queue.empty()}
-            self._batchers[key] = DynamicBatcher(max_batch=self.max_batch, max_delay_s=self.max_delay_s)
+            self._batchers[key] = DynamicBatcher(
+                max_batch=self.max_batch, max_delay_s=self.max_delay_s, limiter=self.limiter
+            )
         return self._batchers[key]
 
     async def aclose(self) -> None:

@@ -1,10 +1,11 @@
 """The FastAPI application factory: lifespan, routers and the one place errors become HTTP responses."""
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import torch
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 from fastapi import FastAPI
 
 from service import __version__
@@ -50,8 +51,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)
         app.state.model_cache = ModelCache(settings.model_cache_size)
+        # Few threads do CPU work for predictions at a time: with dozens, they and the event loop fight for
+        # the GIL and tail latency explodes. Waiting requests queue cheaply on the event loop instead.
+        app.state.predict_limiter = CapacityLimiter(settings.predict_threads or max(2, os.cpu_count() or 2))
         app.state.batchers = BatcherPool(
-            max_batch=settings.predict_batch_max_size, max_delay_s=settings.predict_batch_max_delay_ms / 1000
+            max_batch=settings.predict_batch_max_size,
+            max_delay_s=settings.predict_batch_max_delay_ms / 1000,
+            limiter=app.state.predict_limiter,
         )
         try:
             yield

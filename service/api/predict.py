@@ -134,7 +134,7 @@ async def predict(
     """Upload `file` parts, or send JSON `images` (base64) or `pixels`; answers one prediction per image, in order."""
     raw = await read_inputs(request, limits_of(settings))
     choice, loaded, batch = await to_thread.run_sync(
-        load_and_prepare, factory, cache, settings, job_id, checkpoint, raw
+        load_and_prepare, factory, cache, settings, job_id, checkpoint, raw, limiter=request.app.state.predict_limiter
     )
     probs = await request.app.state.batchers.get(choice.key).submit(loaded.model, batch)
     return PredictResponse(
