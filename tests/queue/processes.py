@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import torch
 from safetensors.torch import load as load_safetensors
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -80,10 +81,12 @@ def job_state(factory: sessionmaker[Session], job_id: int) -> Job:
 
 def wait_for_status(factory: sessionmaker[Session], job_id: int, *statuses: JobStatus) -> Job:
     """Wait until the job has one of `statuses`."""
-    return wait_for(
-        lambda: (job := job_state(factory, job_id)).status in statuses and job,
-        f"job {job_id} to become {'/'.join(s.value for s in statuses)}",
-    )
+
+    def finished() -> Job | None:
+        job = job_state(factory, job_id)
+        return job if job.status in statuses else None
+
+    return wait_for(finished, f"job {job_id} to become {'/'.join(s.value for s in statuses)}")
 
 
 def status_events(factory: sessionmaker[Session], job_id: int) -> list[dict[str, object]]:
@@ -93,6 +96,6 @@ def status_events(factory: sessionmaker[Session], job_id: int) -> list[dict[str,
         return [event.payload for event in session.scalars(query)]
 
 
-def model_tensors(data: bytes) -> dict[str, object]:
+def model_tensors(data: bytes) -> dict[str, torch.Tensor]:
     """The model weights in a checkpoint's safetensors bytes."""
     return {name: tensor for name, tensor in load_safetensors(data).items() if name.startswith("model.")}

@@ -1,6 +1,7 @@
 """Claims, leases and fencing on a real database, driven in-process through the queue functions."""
 
 import time
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import func, select
@@ -105,7 +106,7 @@ def test_worker_whose_lease_was_taken_over_cannot_write(session_factory: session
     before = _job(session_factory, job_id)
     point = [StepRecord(step=1, epoch=1, examples_seen=32, loss=2.0)]
     checkpoint = TrainingCheckpoint(1, 2, b"stale weights", RECORD)
-    writes = [
+    writes: list[Callable[[Session], object]] = [
         lambda s: renew_lease(s, old, lease_seconds=30),
         lambda s: record_start(s, old, info=_run_info(), convlab_version="x"),
         lambda s: record_progress(s, old, points=point, epoch=1, step=1, images_per_sec=1.0, eta_seconds=1.0),
