@@ -100,6 +100,9 @@ def alembic_config(url: str) -> Any:
     """An Alembic Config for `url` using the migrations in the repository's alembic/ folder."""
     from alembic.config import Config
 
+    if not (ALEMBIC_DIR / "env.py").is_file():
+        # A non-editable install leaves the migrations behind in the source tree.
+        raise RuntimeError(f"migrations not found in {ALEMBIC_DIR}: install convlab with `pip install -e .`")
     config = Config()
     config.set_main_option("script_location", str(ALEMBIC_DIR))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
