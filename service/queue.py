@@ -7,10 +7,10 @@ claimed again, the old attempt's writes raise `LeaseLost` and change nothing.
 """
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.db import begin_write, utcnow
@@ -38,7 +38,7 @@ def claim_next_job(
     """
     begin_write(session)
     while True:
-        now = utcnow()
+        now = lease_clock(session)
         claimable = or_(
             Job.status == JobStatus.queued,
             and_(Job.status == JobStatus.running, Job.lease_expires_at < now),
@@ -61,6 +61,14 @@ def claim_next_job(
         add_status_event(session, job, reason=reason, worker=worker_id)
         session.flush()
         return job, Lease(job_id=job.id, attempt=job.attempt, owner=worker_id)
+
+
+def lease_clock(session: Session) -> datetime:
+    """The time leases are measured by: PostgreSQL's clock (one for every host), else this host's."""
+    if session.get_bind().dialect.name == "postgresql":
+        now: datetime = session.execute(select(func.clock_timestamp())).scalar_one()
+        return now.astimezone(UTC)
+    return utcnow()
 
 
 def _settle_lost_job(session: Session, job: Job, *, max_lost_leases: int) -> bool:
@@ -106,8 +114,9 @@ def begin_fenced(session: Session, lease: Lease, **values: Any) -> None:
 
 def renew_lease(session: Session, lease: Lease, *, lease_seconds: float) -> bool:
     """Extend the lease by `lease_seconds` from now; return whether a cancel was requested."""
-    now = utcnow()
-    begin_fenced(session, lease, heartbeat_at=now, lease_expires_at=now + timedelta(seconds=lease_seconds))
+    begin_write(session)
+    now = lease_clock(session)
+    _fence(session, lease, heartbeat_at=now, lease_expires_at=now + timedelta(seconds=lease_seconds))
     return bool(session.scalar(select(Job.cancel_requested).where(Job.id == lease.job_id)))
 
 
