@@ -17,6 +17,7 @@ FLOPs utilisation (MFU) of each loop against it. A table goes to stdout, everyth
 """
 
 import argparse
+import dataclasses
 import gzip
 import shutil
 import sys
@@ -95,12 +96,18 @@ def seed_rep(net: nn.Module, loader: DataLoader[Any], device: torch.device, batc
     return seen / (time.perf_counter() - started)
 
 
-def convlab_run(model: str, data_dir: Path, device: torch.device, batches: int, compile: bool) -> Run:
+def convlab_run(
+    model: str, data_dir: Path, device: torch.device, batches: int, compile: bool, nchw: bool = False
+) -> Run:
+    """A run built by the engine; `nchw` forces the plain layout (the engine before its CPU channels_last fix)."""
     spec = resolve_defaults(
         JobSpec(architecture=model, train_subset=batches * BATCH, test_subset=BATCH, compile=compile, epochs=10_000)
     )
     splits = load_dataset("fashion_mnist", data_dir, train_subset=spec.train_subset, test_subset=spec.test_subset)
-    return build_run(spec, splits, make_runtime(device, compile=compile, architecture=model), Callbacks())
+    runtime = make_runtime(device, compile=compile, architecture=model)
+    if nchw:
+        runtime = dataclasses.replace(runtime, channels_last=False)
+    return build_run(spec, splits, runtime, Callbacks())
 
 
 def convlab_rep(run: Run) -> float:
@@ -152,25 +159,35 @@ def bench_model(model: str, args: argparse.Namespace, root: Path, device: torch.
         "seed": lambda: seed_rep(seed_net, loader, device, batches, run.plan.lr),
         "convlab": lambda: convlab_rep(run),
     }
-    samples: dict[str, list[float]] = {"seed": [], "convlab": []}
+    if args.before and run.runtime.channels_last and not gpu_device(device):
+        before = convlab_run(model, args.data_dir, device, batches, args.compile, nchw=True)
+        convlab_rep(before)
+        loops["convlab_nchw"] = lambda: convlab_rep(before)
+    samples: dict[str, list[float]] = {name: [] for name in loops}
     for rep in range(args.reps):
-        for name in ("seed", "convlab") if rep % 2 == 0 else ("convlab", "seed"):
+        for name in list(loops) if rep % 2 == 0 else list(reversed(loops)):
             samples[name].append(loops[name]())
             print(f"  {model} rep {rep + 1} {name}: {samples[name][-1]:,.0f} img/s", flush=True)
     seed, ours = Spread.of(samples["seed"]), Spread.of(samples["convlab"])
+    # Each rep's two loops ran back to back: their ratio is robust to load that drifts between reps.
+    paired = Spread.of([c / s for c, s in zip(samples["convlab"], samples["seed"], strict=True)])
     result: dict[str, Any] = {
         "model": model,
         "input_size": size,
         "batches_per_rep": batches,
-        "seed": seed.as_json(),
-        "convlab": ours.as_json(),
+        **{name: Spread.of(values).as_json() for name, values in samples.items()},
         "speedup": ours.median / seed.median,
+        "paired_speedup": paired.as_json(),
         "train_flops_per_image": train_flops_per_image(model, size, device),
     }
     if args.peak_flops:
         result["mfu_seed"] = seed.median * result["train_flops_per_image"] / args.peak_flops
         result["mfu_convlab"] = ours.median * result["train_flops_per_image"] / args.peak_flops
     return result
+
+
+def gpu_device(device: torch.device) -> bool:
+    return device.type == "cuda"
 
 
 def parse_args() -> argparse.Namespace:
@@ -181,6 +198,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--big-batches", type=int, default=None, help="batches per rep at 96x96 (CPU 2, GPU 40)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--compile", action="store_true", help="torch.compile the convlab model")
+    parser.add_argument("--before", action="store_true", help="also time the engine without CPU channels_last")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--json", type=Path, default=None)
     return parser.parse_args()
@@ -198,16 +216,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         root = torchvision_root(args.data_dir, Path(scratch))
         results = [bench_model(m, args, root, device) for m in args.models]
-    headers = ["model", "size", "seed img/s", "convlab img/s", "speedup"] + (["MFU seed", "MFU convlab"] if gpu else [])
+    headers = ["model", "size", "seed img/s", "convlab img/s", "speedup", "paired speedup", "NCHW img/s"]
+    headers += ["MFU seed", "MFU convlab"] if gpu else []
     rows = []
     for r in results:
+        paired = r["paired_speedup"]
+        before = r.get("convlab_nchw")
         row = [
             r["model"],
             str(r["input_size"]),
             Spread.of(r["seed"]["samples"]).fmt(),
             Spread.of(r["convlab"]["samples"]).fmt(),
+            f"{r['speedup']:.2f}x",
+            f"{paired['median']:.2f}x [{paired['min']:.2f}-{paired['max']:.2f}]",
+            Spread.of(before["samples"]).fmt() if before else "-",
         ]
-        row.append(f"{r['speedup']:.2f}x")
         if gpu:
             row += [f"{r['mfu_seed']:.1%}", f"{r['mfu_convlab']:.1%}"]
         rows.append(row)
