@@ -107,3 +107,14 @@ def test_tensor_of_the_wrong_shape_is_refused(checkpoint_bytes: bytes) -> None:
 def test_metadata_that_does_not_match_the_tensors_is_refused(checkpoint_bytes: bytes) -> None:
     with pytest.raises(CheckpointError, match="wrong shapes"):
         load_checkpoint(_retamper(checkpoint_bytes, meta_update={"num_classes": 5}))
+
+
+def test_checkpoint_carries_the_normalization_used_in_training(data_dir: Path) -> None:
+    spec = JobSpec(
+        architecture="bn_lenet", dataset="synthetic", epochs=1, train_subset=128, batch_size=64, normalize=True
+    )
+    recorder = Recorder()
+    fit(spec, data_dir=data_dir, callbacks=recorder, device="cpu")
+    loaded = load_checkpoint(recorder.checkpoints[-1].data)
+    assert (loaded.mean, loaded.std) == ((0.5,), (0.25,))
+    assert loaded.class_names[0] == "pattern 0" and loaded.spec["normalize"] is True
