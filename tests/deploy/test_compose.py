@@ -51,7 +51,7 @@ def test_every_environment_variable_is_a_real_setting(compose):
 
 def test_environment_values_parse_as_settings(compose, tmp_path):
     env = compose["services"]["api"]["environment"]
-    resolved = {k: re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(v)) for k, v in env.items()}
+    resolved = {k: _interpolate(str(v), {}) for k, v in env.items()}
     settings = Settings(**{k.removeprefix("CONVLAB_").lower(): v for k, v in resolved.items()})
     assert settings.database_url.startswith("sqlite:////var/lib/convlab/")
     assert settings.migrate_on_start is False
@@ -85,8 +85,43 @@ def test_postgres_profile_runs_postgres_that_services_wait_for(compose):
     for name in ("api", "worker", "migrate"):
         dependency = services[name]["depends_on"]["postgres"]
         assert dependency == {"condition": "service_healthy", "required": False}
-    url = services["api"]["environment"]["CONVLAB_DATABASE_URL"]
-    assert url.startswith("${CONVLAB_DATABASE_URL:-"), "the URL must be switchable to PostgreSQL"
+
+
+def _interpolate(text: str, env: dict[str, str]) -> str:
+    """Compose's `${VAR:-default}` / `${VAR:+replacement}` interpolation, nesting included (the subset we use)."""
+    start = text.find("${")
+    if start < 0:
+        return text
+    depth, end = 0, start
+    for end in range(start, len(text)):  # find the brace that closes this expression
+        depth += {"{": 1, "}": -1}.get(text[end], 0)
+        if depth == 0 and text[end] == "}":
+            break
+    body = text[start + 2 : end]
+    name, op, rest = body.partition(":")
+    value = env.get(name, "")
+    if op and rest[0] == "-":
+        value = value or _interpolate(rest[1:], env)
+    elif op and rest[0] == "+":
+        value = _interpolate(rest[1:], env) if value else ""
+    return text[:start] + value + _interpolate(text[end + 1 :], env)
+
+
+def test_database_url_follows_the_postgres_profile_unless_set(compose):
+    services = compose["services"]
+    pg = services["postgres"]["environment"]
+    expected_pg = (
+        f"postgresql+psycopg://{pg['POSTGRES_USER']}:{pg['POSTGRES_PASSWORD']}@postgres:5432/{pg['POSTGRES_DB']}"
+    )
+    for name in ("api", "worker", "migrate"):
+        environment = services[name]["environment"]
+        url = environment["CONVLAB_DATABASE_URL"]
+        assert _interpolate(url, {"COMPOSE_PROFILES": "postgres"}) == expected_pg
+        assert _interpolate(url, {"CONVLAB_DATABASE_URL": "sqlite:////x.db", "COMPOSE_PROFILES": "postgres"}) == (
+            "sqlite:////x.db"
+        )
+        default = Settings(database_url=_interpolate(url, {}), state_dir=environment["CONVLAB_STATE_DIR"])
+        assert default.database_url == "sqlite:////var/lib/convlab/convlab.db"
 
 
 def test_api_and_postgres_have_health_checks(compose):
