@@ -4,10 +4,10 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from typing import Any
 
 import torch
-import torchvision
 from torch import nn
 
 from models import build_model, count_parameters
@@ -18,6 +18,9 @@ from service.training.datasets import ImageData, Splits
 from service.training.optimizers import build_optimizer
 from service.training.records import Callbacks, EpochRecord, RunInfo
 from service.training.runtime import Runtime, prepare_model
+
+# Read from the installed metadata: importing torchvision only for its version costs each worker ~2 s at start.
+TORCHVISION_VERSION = version("torchvision")
 
 # Spec fields that may differ between a checkpoint and the run resuming it.
 _RESUME_MAY_CHANGE = {"epochs", "compile"}
@@ -179,7 +182,7 @@ def checkpoint_meta(run: Run, record: EpochRecord | None) -> dict[str, Any]:
         "last": epoch_record_json(state.last),
         "best": epoch_record_json(state.best),
         "torch_version": torch.__version__,
-        "torchvision_version": torchvision.__version__,
+        "torchvision_version": TORCHVISION_VERSION,
     }
 
 
@@ -234,6 +237,6 @@ def run_info(run: Run) -> RunInfo:
         channels_last=run.runtime.channels_last,
         compiled=run.runtime.compiled,
         torch_version=torch.__version__,
-        torchvision_version=torchvision.__version__,
+        torchvision_version=TORCHVISION_VERSION,
         resumed_from_step=run.state.step,
     )
