@@ -32,6 +32,11 @@ TAGS = [
     {"name": "predict", "description": "Classify images with a trained job's model."},
     {"name": "architectures", "description": "The trainable CNNs and their layer tables."},
     {"name": "system", "description": "Health and version."},
+    {
+        "name": "optimization lab",
+        "description": "Optimizer trajectories, convexity and stationary points, constrained problems, and the "
+        "linear-regression optimizer comparison, on functions written in a safe expression language.",
+    },
 ]
 
 
