@@ -75,7 +75,9 @@ def request_cancel(session: Session, job: Job) -> Job:
     """Cancel a queued job now, or flag a running one to stop at its next batch; Conflict if finished."""
     session.refresh(job, with_for_update=_for_update(session))
     if job.status.finished:
-        raise Conflict(f"job {job.id} is already {job.status.value}")
+        raise Conflict(
+            f"job {job.id} has already finished ({job.status.value}); only a queued or running job can be cancelled"
+        )
     if job.status is JobStatus.queued:
         job.status = JobStatus.cancelled
         job.finished_at = utcnow()
