@@ -8,10 +8,10 @@ from models.batchnorm import BatchNorm
 
 
 def _flat_features(input_size: int) -> int:
-    # conv5 -> pool2 -> conv5 -> pool2, no padding: 28 -> 24 -> 12 -> 8 -> 4
+    # conv5 -> pool2 -> conv5 -> pool2, no padding: 28 -> 24 -> 12 -> 8 -> 4; 16 -> 12 -> 6 -> 2 -> 1 is the least
     side = ((input_size - 4) // 2 - 4) // 2
     if side < 1:
-        raise ValueError(f"LeNet needs an input of at least 12x12, got {input_size}")
+        raise ValueError(f"LeNet needs an input of at least 16x16, got {input_size}")
     return 16 * side * side
 
 

@@ -51,3 +51,9 @@ def test_lenet_adapts_its_classifier_to_the_input_size() -> None:
 def test_unknown_architecture_names_the_choices() -> None:
     with pytest.raises(KeyError, match="resnet18"):
         build_model("vgg")
+
+
+def test_lenet_refuses_inputs_below_16_and_names_the_minimum() -> None:
+    assert build_model("lenet", input_size=16).eval()(torch.rand(1, 1, 16, 16)).shape == (1, 10)
+    with pytest.raises(ValueError, match="at least 16x16, got 15"):
+        build_model("lenet", input_size=15)
