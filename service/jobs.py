@@ -123,10 +123,9 @@ def get_checkpoint(session: Session, job_id: int, *, epoch: int | None = None) -
     """
     query = select(Checkpoint).options(undefer(Checkpoint.data)).where(Checkpoint.job_id == job_id)
     if epoch is not None:
-        # Prefer the end-of-epoch snapshot over one taken when a run stopped mid-way through the next epoch.
-        found = session.scalars(
-            query.where(Checkpoint.epoch == epoch).order_by(Checkpoint.metrics.is_(None), Checkpoint.step)
-        ).first()
+        # The lowest step is the end-of-epoch snapshot, not one taken when a run stopped mid-way through the
+        # next epoch. (`metrics IS NULL` cannot tell them apart: the JSON column stores None as 'null'.)
+        found = session.scalars(query.where(Checkpoint.epoch == epoch).order_by(Checkpoint.step)).first()
         if found is None:
             raise NotFound(f"job {job_id} has no checkpoint for epoch {epoch}")
         return found

@@ -166,6 +166,16 @@ def test_checkpoints_keep_the_last_k_and_the_best(session_factory: sessionmaker[
             jobs.get_checkpoint(session, lease.job_id, epoch=2)
 
 
+def test_checkpoint_of_an_epoch_is_its_end_not_a_later_mid_epoch_stop(session_factory: sessionmaker[Session]) -> None:
+    lease = _train_epochs(session_factory, [0.5])
+    with session_factory() as session:
+        stop = TrainingCheckpoint(1, 3, b"stopped in epoch 2", None)  # one completed epoch, one step into the next
+        record_checkpoint(session, lease, checkpoint=stop, points=[], keep=3)
+        session.commit()
+        assert [c.step for c in jobs.list_checkpoints(session, lease.job_id)] == [2, 3]
+        assert jobs.get_checkpoint(session, lease.job_id, epoch=1).data == b"weights after epoch 1"
+
+
 def test_get_checkpoint_of_job_without_one_conflicts(session_factory: sessionmaker[Session]) -> None:
     with session_factory() as session:
         job = jobs.create_job(session, spec=SPEC)
