@@ -42,9 +42,6 @@ class JobStatus(enum.StrEnum):
         return self in (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
 
 
-FINISHED_STATUSES = (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
-
-
 def _fk(target: str) -> Any:
     return ForeignKey(target, ondelete="CASCADE")
 
