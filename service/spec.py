@@ -23,7 +23,7 @@ BOOK_BATCH_SIZE = 256
 class OptimizerSpec(BaseModel):
     """An optimizer and its hyperparameters; `implementation: scratch` uses the book's hand-written rules."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # JSON 1e999 parses as inf: refuse it
 
     name: OptimizerName = "sgd"
     lr: float | None = Field(None, gt=0, description="Learning rate; default: the book's for the architecture.")
@@ -41,7 +41,7 @@ class OptimizerSpec(BaseModel):
 class SchedulerSpec(BaseModel):
     """A learning-rate schedule over epochs, with optional linear warm-up."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: SchedulerName = "constant"
     step_size: int = Field(1, ge=1, description="step: epochs between decays.")
@@ -52,7 +52,7 @@ class SchedulerSpec(BaseModel):
 class JobSpec(BaseModel):
     """What to train: architecture, data, optimization recipe and seed."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     architecture: str = Field(..., description="One of GET /architectures.", examples=["bn_lenet"])
     dataset: DatasetName = "fashion_mnist"

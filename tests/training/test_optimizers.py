@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from pydantic import ValidationError
 from torch import nn
 
 from service.errors import InvalidInput
@@ -116,3 +117,9 @@ def test_build_optimizer_picks_torch_classes_with_the_specs_settings() -> None:
 def test_inconsistent_optimizer_settings_are_refused(spec: OptimizerSpec) -> None:
     with pytest.raises(InvalidInput):
         build_optimizer(nn.Linear(2, 2).parameters(), spec)
+
+
+@pytest.mark.parametrize("field", ["lr", "weight_decay", "eps"])
+def test_optimizer_spec_refuses_an_infinite_number(field: str) -> None:
+    with pytest.raises(ValidationError, match="finite"):
+        OptimizerSpec.model_validate_json(f'{{"{field}": 1e999}}')  # valid JSON that parses as inf
