@@ -83,7 +83,9 @@ class Objective:
     _grad: list[FloatFn] | None = field(init=False, default=None)
     _grad_trees: list[Node] = field(init=False, default_factory=list)
     _hess: list[list[FloatFn]] | None = field(init=False, default=None)
-    _derived: bool = field(init=False, default=False)
+    # Derivation is attempted once: a tree past the node budget would fail again at every step.
+    _grad_tried: bool = field(init=False, default=False)
+    _hess_tried: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self.torch_fn = compile_torch(self.expression.tree)
@@ -125,8 +127,8 @@ class Objective:
         return result
 
     def _ensure_gradient(self) -> bool:
-        if not self._derived:
-            self._derived = True
+        if not self._grad_tried:
+            self._grad_tried = True
             try:
                 trees = gradient_trees(self.expression.tree, self.dimension)
             except (TooLarge, RecursionError):
@@ -136,7 +138,8 @@ class Objective:
         return self._grad is not None
 
     def _ensure_hessian(self) -> bool:
-        if self._hess is None and self._ensure_gradient():
+        if not self._hess_tried and self._ensure_gradient():
+            self._hess_tried = True
             try:
                 trees = hessian_trees(self._grad_trees)
             except (TooLarge, RecursionError):

@@ -8,6 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.errors import InvalidInput
+from service.optlab import functions
+from service.optlab.derivatives import TooLarge
 from service.optlab.expressions import Limits, parse_expression
 from service.optlab.functions import PRESETS, resolve_objective
 
@@ -164,3 +166,17 @@ def test_preset_hessians_match_autograd(name):
         compiled = [v for row in objective.hessian(point, "compiled") for v in row]
         reference = [v for row in objective.hessian(point, "autograd") for v in row]
         assert compiled == pytest.approx(reference, rel=1e-9, abs=1e-9)
+
+
+def test_a_hessian_past_the_node_budget_is_derived_once_then_autograd(monkeypatch):
+    calls = []
+
+    def too_large(*args, **kwargs):
+        calls.append(args)
+        raise TooLarge
+
+    monkeypatch.setattr(functions, "hessian_trees", too_large)
+    objective = resolve_objective("rosenbrock")
+    for point in ([0.5, 1.0], [-1.5, 2.0]):
+        assert objective.hessian(point) == objective.hessian(point, "autograd")
+    assert len(calls) == 1
