@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from types import FrameType
 
@@ -147,13 +148,14 @@ def start_worker_process() -> "subprocess.Popen[bytes]":
 
 
 def stop_worker_processes(processes: Sequence["subprocess.Popen[bytes]"], *, timeout: float) -> None:
-    """Ask each worker to stop (SIGTERM), wait up to `timeout` seconds, then kill the stragglers."""
+    """Ask each worker to stop (SIGTERM), wait up to `timeout` seconds in all, then kill the stragglers."""
     for process in processes:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout  # one wait for all: they stop side by side
     for process in processes:
         try:
-            process.wait(timeout=timeout)
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             log.warning("worker %d did not stop in %.0f s; killing it", process.pid, timeout)
             process.kill()

@@ -67,7 +67,7 @@ class JobRecorder(Callbacks):
         self.pending.append(record)
 
     def on_progress(self, progress: Progress) -> None:
-        """Store progress (and buffered points) at most once a second."""
+        """Store progress (and buffered points) at most every PROGRESS_WRITE_SECONDS."""
         now = time.monotonic()
         if now - self.last_write < PROGRESS_WRITE_SECONDS:
             return
