@@ -38,7 +38,8 @@ class Constraint(BaseModel):
             raise InvalidInput(f"a {self.kind} constraint needs {names[0]} and {names[1]}")
         if len(vector) != dimension:
             raise InvalidInput(f"{names[0]} has {len(vector)} coordinates but the function has {dimension}")
-        if self.kind == "halfspace" and not any(vector):
+        # ‖normal‖² divides the projection: a normal so small that its square underflows counts as zero too
+        if self.kind == "halfspace" and not sum(a * a for a in vector) > 0:
             raise InvalidInput("the half-space normal must not be zero")
 
     def value(self, x: list[float]) -> float:

@@ -50,3 +50,8 @@ def test_constraint_fields_are_checked():
         run(Constraint(kind="halfspace", normal=[0.0, 0.0], offset=1.0), "projected_gd")
     with pytest.raises(InvalidInput, match="3 coordinates"):
         run(Constraint(kind="ball", center=[0.0, 0.0, 0.0], radius=1.0), "projected_gd")
+
+
+def test_a_normal_whose_square_underflows_is_refused_as_zero():
+    with pytest.raises(InvalidInput, match="must not be zero"):
+        run(Constraint(kind="halfspace", normal=[1e-200, 0.0], offset=0.0), "projected_gd")
