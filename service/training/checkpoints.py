@@ -15,7 +15,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
-from models import build_model, get_model_info
+from models import build_model
 from service.errors import CheckpointError
 from service.training.records import EpochRecord
 
@@ -129,7 +129,6 @@ def build_checked_model(contents: CheckpointContents) -> nn.Module:
     """Build the checkpoint's architecture and load its weights, refusing missing, extra or misshapen ones."""
     meta = contents.meta
     try:
-        get_model_info(str(meta.get("architecture")))
         model = build_model(
             meta["architecture"],
             in_channels=int(meta["in_channels"]),

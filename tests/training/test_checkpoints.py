@@ -94,8 +94,14 @@ def test_wrong_architecture_is_refused(checkpoint_bytes: bytes) -> None:
 
 
 def test_unknown_architecture_is_refused(checkpoint_bytes: bytes) -> None:
-    with pytest.raises(CheckpointError, match="architecture"):
+    with pytest.raises(CheckpointError, match=r"architecture that cannot be built.*'vgg16'"):
         load_checkpoint(_retamper(checkpoint_bytes, meta_update={"architecture": "vgg16"}))
+
+
+@pytest.mark.parametrize("architecture", [None, ["bn_lenet"]], ids=["null", "a-list"])
+def test_architecture_that_is_not_a_name_is_refused(checkpoint_bytes: bytes, architecture: object) -> None:
+    with pytest.raises(CheckpointError, match="architecture that cannot be built"):
+        load_checkpoint(_retamper(checkpoint_bytes, meta_update={"architecture": architecture}))
 
 
 def test_tensor_of_the_wrong_shape_is_refused(checkpoint_bytes: bytes) -> None:
