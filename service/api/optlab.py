@@ -63,7 +63,9 @@ def post_trajectories(body: TrajectoryRequest, settings: SettingsDep) -> FastJSO
 @router.post("/trajectories/plot", response_class=Response, responses=IMAGE_RESPONSES)
 def post_trajectory_plot(body: PlotRequest, settings: SettingsDep, format: ImageFormatQuery = "png") -> Response:
     """Draw the function's contours (or curve, in 1-D) with each optimizer's trajectory, as PNG or SVG."""
-    image = lab.trajectory_plot(body.function, body.x0, body.steps, body.configs(), body.box, format, _limits(settings))
+    image = lab.trajectory_plot(
+        body.function, body.x0, body.steps, body.configs(), body.box, format, body.backend, _limits(settings)
+    )
     return Response(image, media_type=plots.MEDIA_TYPES[format])
 
 

@@ -124,15 +124,17 @@ def trajectory_plot(
     configs: list[OptimizerConfig],
     box: Sequence[Sequence[float]] | None,
     image_format: plots.ImageFormat,
+    backend: Backend,
     limits: LabLimits,
 ) -> bytes:
     """The contour (or curve) picture with every run drawn."""
-    result = trajectories(function, x0, steps, configs, "compiled", limits)
-    objective, _ = objective_and_start(function, result["x0"], limits)
-    if objective.dimension > 2:
+    limits.check_steps(steps)
+    limits.check_optimizers(len(configs))
+    objective, start = objective_and_start(function, x0, limits)
+    if objective.dimension > 2:  # refused before any trajectory runs
         raise InvalidInput("plots need a function of one or two coordinates")
-    area = plot_box(function, objective, box, result["runs"])
-    return plots.render_trajectories(objective, area, result["runs"], image_format)
+    runs = [run_trajectory(objective, config, start, steps, backend) for config in configs]
+    return plots.render_trajectories(objective, plot_box(function, objective, box, runs), runs, image_format)
 
 
 def grid(function: str, box: Sequence[Sequence[float]] | None, resolution: int, limits: LabLimits) -> dict[str, Any]:
