@@ -12,11 +12,12 @@ from service.db import begin_write
 from service.errors import LeaseLost
 from service.heartbeat import Heartbeat
 from service.history import record_checkpoint, record_epoch, record_progress, record_start, start_attempt
-from service.orm import Checkpoint, EpochMetric, Job, JobStatus, LossPoint
+from service.orm import Checkpoint, EpochMetric, JobStatus, LossPoint
 from service.queue import Lease, claim_next_job, finish_job, renew_lease, requeue_job
 from service.spec import JobSpec
 from service.training import Checkpoint as TrainingCheckpoint
 from service.training import EpochRecord, RunInfo, StepRecord
+from tests.queue.processes import job_state, submit
 
 SPEC = JobSpec(architecture="bn_lenet", dataset="synthetic", epochs=2, batch_size=32)
 SHORT_LEASE = 0.2
@@ -28,18 +29,6 @@ def _claim(factory: sessionmaker[Session], worker: str, *, lease: float = 30.0, 
         claimed = claim_next_job(session, worker_id=worker, lease_seconds=lease, max_lost_leases=max_lost)
         session.commit()
     return claimed[1] if claimed else None
-
-
-def _create(factory: sessionmaker[Session], *, priority: int = 0) -> int:
-    with factory() as session:
-        job = jobs.create_job(session, spec=SPEC, priority=priority)
-        session.commit()
-        return job.id
-
-
-def _job(factory: sessionmaker[Session], job_id: int) -> Job:
-    with factory() as session:
-        return jobs.get_job(session, job_id)
 
 
 def _count(factory: sessionmaker[Session], table: type) -> int:
@@ -73,37 +62,37 @@ def _run_info() -> RunInfo:
 
 
 def test_claims_take_highest_priority_first_then_oldest(session_factory: sessionmaker[Session]) -> None:
-    low = _create(session_factory, priority=0)
-    high_old = _create(session_factory, priority=5)
-    high_new = _create(session_factory, priority=5)
+    low = submit(session_factory, SPEC, priority=0)
+    high_old = submit(session_factory, SPEC, priority=5)
+    high_new = submit(session_factory, SPEC, priority=5)
     order = [_claim(session_factory, "w") for _ in range(4)]
     assert [lease.job_id if lease else None for lease in order] == [high_old, high_new, low, None]
 
 
 def test_live_lease_is_not_claimed_again(session_factory: sessionmaker[Session]) -> None:
-    _create(session_factory)
+    submit(session_factory, SPEC)
     assert _claim(session_factory, "a") is not None
     assert _claim(session_factory, "b") is None
 
 
 def test_expired_lease_is_claimed_with_the_next_attempt(session_factory: sessionmaker[Session]) -> None:
-    job_id = _create(session_factory)
+    job_id = submit(session_factory, SPEC)
     first = _claim(session_factory, "a", lease=SHORT_LEASE)
     time.sleep(SHORT_LEASE * 2)
     second = _claim(session_factory, "b")
     assert first is not None and second is not None
     assert (second.job_id, second.attempt) == (job_id, first.attempt + 1)
-    job = _job(session_factory, job_id)
+    job = job_state(session_factory, job_id)
     assert (job.lease_owner, job.lost_leases, job.status) == ("b", 1, JobStatus.running)
 
 
 def test_worker_whose_lease_was_taken_over_cannot_write(session_factory: sessionmaker[Session]) -> None:
-    job_id = _create(session_factory)
+    job_id = submit(session_factory, SPEC)
     old = _claim(session_factory, "a", lease=SHORT_LEASE)
     time.sleep(SHORT_LEASE * 2)
     new = _claim(session_factory, "b")
     assert old is not None and new is not None
-    before = _job(session_factory, job_id)
+    before = job_state(session_factory, job_id)
     point = [StepRecord(step=1, epoch=1, examples_seen=32, loss=2.0)]
     checkpoint = TrainingCheckpoint(1, 2, b"stale weights", RECORD)
     writes: list[Callable[[Session], object]] = [
@@ -121,37 +110,37 @@ def test_worker_whose_lease_was_taken_over_cannot_write(session_factory: session
             with pytest.raises(LeaseLost):
                 write(session)
             session.commit()  # even a commit after the refusal must store nothing
-    after = _job(session_factory, job_id)
+    after = job_state(session_factory, job_id)
     assert (after.status, after.attempt, after.lease_owner, after.step) == (JobStatus.running, new.attempt, "b", 0)
     assert after.lease_expires_at == before.lease_expires_at and after.torch_version is None
     assert [_count(session_factory, t) for t in (LossPoint, EpochMetric, Checkpoint)] == [0, 0, 0]
 
 
 def test_job_that_keeps_losing_its_worker_ends_failed(session_factory: sessionmaker[Session]) -> None:
-    job_id = _create(session_factory)
+    job_id = submit(session_factory, SPEC)
     for worker in ("a", "b", "c"):
         assert _claim(session_factory, worker, lease=SHORT_LEASE) is not None
         time.sleep(SHORT_LEASE * 2)
     assert _claim(session_factory, "d") is None  # the third loss ends the job instead of a fourth attempt
-    job = _job(session_factory, job_id)
+    job = job_state(session_factory, job_id)
     assert job.status is JobStatus.failed and job.lost_leases == 3
     assert job.error is not None and "lost its worker 3 times" in job.error
 
 
 def test_requeue_does_not_count_a_lost_worker(session_factory: sessionmaker[Session]) -> None:
-    job_id = _create(session_factory)
+    job_id = submit(session_factory, SPEC)
     for worker in ("a", "b", "c", "d"):
         lease = _claim(session_factory, worker)
         assert lease is not None
         with session_factory() as session:
             requeue_job(session, lease, reason="shutdown")
             session.commit()
-    job = _job(session_factory, job_id)
+    job = job_state(session_factory, job_id)
     assert (job.status, job.lost_leases, job.attempt, job.lease_owner) == (JobStatus.queued, 0, 4, None)
 
 
 def test_cancelled_job_whose_worker_died_ends_cancelled(session_factory: sessionmaker[Session]) -> None:
-    job_id = _create(session_factory)
+    job_id = submit(session_factory, SPEC)
     assert _claim(session_factory, "a", lease=SHORT_LEASE) is not None
     with session_factory() as session:
         begin_write(session)
@@ -159,11 +148,11 @@ def test_cancelled_job_whose_worker_died_ends_cancelled(session_factory: session
         session.commit()
     time.sleep(SHORT_LEASE * 2)
     assert _claim(session_factory, "b") is None
-    assert _job(session_factory, job_id).status is JobStatus.cancelled
+    assert job_state(session_factory, job_id).status is JobStatus.cancelled
 
 
 def test_heartbeat_thread_keeps_the_lease_while_the_caller_is_busy(session_factory: sessionmaker[Session]) -> None:
-    job_id = _create(session_factory)
+    job_id = submit(session_factory, SPEC)
     lease_seconds = 1.0
     lease = _claim(session_factory, "a", lease=lease_seconds)
     assert lease is not None
