@@ -45,7 +45,7 @@ _MNIST_FILES = (
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
-_CIFAR_FILES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
+_CIFAR_FILES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta")  # torchvision reads all
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,15 @@ def test_load_dataset_refuses_missing_files_without_downloading(tmp_path: Path) 
     assert not any(tmp_path.iterdir())
 
 
+def test_cifar10_without_its_meta_file_is_unavailable(tmp_path: Path) -> None:
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]:
+        (folder / name).write_bytes(b"")
+    with pytest.raises(DatasetUnavailable, match=r"did not find batches\.meta"):
+        check_dataset_available("cifar10", tmp_path, allow_download=False)
+
+
 def test_corrupt_cifar10_files_are_reported_as_unavailable(tmp_path: Path) -> None:
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
