@@ -103,7 +103,8 @@ def test_cancel_of_running_job_sets_the_flag_only(session_factory: sessionmaker[
         _claim(session)
         jobs.request_cancel(session, jobs.get_job(session, job.id))
         session.commit()
-        assert job.status is JobStatus.running and job.cancel_requested
+        assert job.status is JobStatus.running and job.cancel_requested and job.finished_at is None
+        assert [e.payload["status"] for e in jobs.list_events(session, job.id)] == ["queued", "running"]
 
 
 def test_cancel_of_finished_job_conflicts(session_factory: sessionmaker[Session]) -> None:
