@@ -122,7 +122,11 @@ class CurvatureStepper(Stepper):
             return x
         if float(eigenvalues.min()) < 0:
             self.note(t, "negative_curvature", f"Hessian eigenvalues {eigenvalues.tolist()}: not positive")
-        direction = torch.linalg.solve(H, torch.tensor(g, dtype=torch.float64))
+        try:
+            direction = torch.linalg.solve(H, torch.tensor(g, dtype=torch.float64))
+        except RuntimeError:  # eigvalsh reads one triangle; autograd's Hessian can be asymmetric (x1**x2 at x2 = 0)
+            self._stop(t, "the Hessian is singular")
+            return x
         return [xi - self.hyper.lr * di for xi, di in zip(x, direction.tolist(), strict=True)]
 
     def _preconditioned(self, x: list[float], g: list[float], hess: list[list[float]], t: int) -> list[float]:

@@ -270,3 +270,11 @@ def test_newton_in_n_dimensions_solves_a_quadratic_in_one_step():
     run = run_trajectory(objective, OptimizerConfig(name="newton"), [4.0, -3.0], 1)
     # ∇f = (2x1 + x2 - 1, x1 + 6x2) = 0  ->  x = (6/11, -1/11)
     assert run["points"][-1]["x"] == pytest.approx([6 / 11, -1 / 11], abs=1e-12)
+
+
+def test_newton_stops_on_an_asymmetric_singular_autograd_hessian():
+    # At (1, 0) autograd gives x1**x2 the Hessian [[0, 0], [1, 0]]: eigvalsh (lower triangle) sees ±1, solve fails.
+    run = run_trajectory(resolve_objective("x1**x2", 2), OptimizerConfig(name="newton"), [1.0, 1.0], 5, "autograd")
+    assert run["stopped"] == {"step": 1, "reason": "the Hessian is singular"}
+    assert run["event_counts"]["singular_hessian"] == 1
+    assert len(run["points"]) == 2
