@@ -15,7 +15,7 @@ from torch.nn import functional as F
 from service.spec import JobSpec, resolve_defaults
 from service.training.checkpoints import CheckpointContents, encode_checkpoint, read_checkpoint
 from service.training.datasets import ImageData, load_dataset, preprocess
-from service.training.records import Callbacks, Checkpoint, EpochRecord, FitResult, Progress, StepRecord
+from service.training.records import Callbacks, Checkpoint, EpochRecord, FitResult, FitStatus, Progress, StepRecord
 from service.training.run import Run, build_run, checkpoint_meta, restore_run, run_info
 from service.training.runtime import make_runtime, resolve_device
 from service.training.schedules import lr_at
@@ -211,9 +211,11 @@ def _emit_checkpoint(run: Run, record: EpochRecord | None) -> Checkpoint:
     return checkpoint
 
 
-def _result(run: Run, status: str, message: str, history: list[EpochRecord], last: Checkpoint | None) -> FitResult:
+def _result(
+    run: Run, status: FitStatus, message: str, history: list[EpochRecord], last: Checkpoint | None
+) -> FitResult:
     return FitResult(
-        status=status,  # type: ignore[arg-type]
+        status=status,
         message=message,
         epochs_completed=run.state.epoch,
         step=run.state.step,
