@@ -20,8 +20,8 @@ from service.optlab.optimizers import (
     RULES,
     OptimizerConfig,
     build_torch_optimizer,
+    learning_rate,
     resolve,
-    schedule_factor,
     state_names,
 )
 
@@ -130,7 +130,7 @@ def _updater(config: OptimizerConfig, params: list[torch.Tensor]) -> Any:
     def update() -> None:
         counter[0] += 1
         t = counter[0]
-        lr = hyper.lr * schedule_factor(hyper.schedule, t + 1) if hyper.schedule != "constant" else hyper.lr
+        lr = learning_rate(hyper, t)
         with torch.no_grad():
             for p, state in zip(params, states, strict=True):
                 assert p.grad is not None

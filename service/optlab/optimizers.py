@@ -117,6 +117,11 @@ def schedule_factor(schedule: str, t: int) -> float:
     return 1.0
 
 
+def learning_rate(hyper: Hyper, step: int) -> float:
+    """η at the 1-based update `step`: the book's counter starts at 1 and advances before each use, so t = step + 1."""
+    return hyper.lr if hyper.schedule == "constant" else hyper.lr * schedule_factor(hyper.schedule, step + 1)
+
+
 def state_names(name: str) -> tuple[str, ...]:
     """The per-coordinate state an optimizer keeps (all start at 0)."""
     return {

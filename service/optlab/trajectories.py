@@ -19,8 +19,8 @@ from service.optlab.optimizers import (
     Hyper,
     OptimizerConfig,
     build_torch_optimizer,
+    learning_rate,
     resolve,
-    schedule_factor,
     state_names,
 )
 
@@ -75,8 +75,7 @@ class RuleStepper(Stepper):
         h = self.hyper
         if self.noise:
             g = [gi + ni for gi, ni in zip(g, self.noise[t - 1], strict=True)]
-        # The book's schedules advance a counter that starts at 1 before each use, so step t sees t + 1.
-        lr = h.lr * schedule_factor(h.schedule, t + 1) if h.schedule != "constant" else h.lr
+        lr = learning_rate(h, t)
         return [self.rule(h, xi, gi, s, t, lr) for xi, gi, s in zip(x, g, self.states, strict=True)]
 
     def state(self) -> dict[str, list[float | None]]:
