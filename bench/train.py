@@ -36,6 +36,7 @@ from torchvision import datasets, transforms
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import RESULTS_DIR, Spread, machine_info, print_table, write_json
+from models import get_model_info
 from service.spec import JobSpec, resolve_defaults
 from service.training.datasets import load_dataset
 from service.training.engine import train_epoch
@@ -44,7 +45,7 @@ from service.training.run import Run, build_run, init_model
 from service.training.runtime import make_runtime, resolve_device
 
 BATCH = 256
-SIZES = {"lenet": 28, "bn_lenet": 28, "resnet18": 96, "densenet": 96}
+MODELS = ["lenet", "bn_lenet", "resnet18", "densenet"]
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
 
 
@@ -148,7 +149,7 @@ def bf16_matmul_peak(device: torch.device, n: int = 8192, iters: int = 50) -> fl
 
 
 def bench_model(model: str, args: argparse.Namespace, root: Path, device: torch.device) -> dict[str, Any]:
-    size = SIZES[model]
+    size = get_model_info(model).default_input_size
     batches = args.batches if size == 28 else args.big_batches
     run = convlab_run(model, args.data_dir, device, batches, args.compile)
     spec = resolve_defaults(JobSpec(architecture=model))
@@ -159,7 +160,7 @@ def bench_model(model: str, args: argparse.Namespace, root: Path, device: torch.
         "seed": lambda: seed_rep(seed_net, loader, device, batches, run.plan.lr),
         "convlab": lambda: convlab_rep(run),
     }
-    if args.before and run.runtime.channels_last and not gpu_device(device):
+    if args.before and run.runtime.channels_last and device.type != "cuda":
         before = convlab_run(model, args.data_dir, device, batches, args.compile, nchw=True)
         convlab_rep(before)
         loops["convlab_nchw"] = lambda: convlab_rep(before)
@@ -186,13 +187,9 @@ def bench_model(model: str, args: argparse.Namespace, root: Path, device: torch.
     return result
 
 
-def gpu_device(device: torch.device) -> bool:
-    return device.type == "cuda"
-
-
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=list(SIZES), choices=list(SIZES))
+    parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
     parser.add_argument("--reps", type=int, default=3, help="repetitions per loop (median reported)")
     parser.add_argument("--batches", type=int, default=None, help="batches per rep at 28x28 (CPU 20, GPU 100)")
     parser.add_argument("--big-batches", type=int, default=None, help="batches per rep at 96x96 (CPU 2, GPU 40)")
