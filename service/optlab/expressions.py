@@ -210,14 +210,3 @@ def fold_call(func: str, arg: Node) -> Node:
     if isinstance(arg, Num):
         return Num(floatmath.unary(func, arg.value))
     return Call(func, arg)
-
-
-def node_count(node: Node) -> int:
-    """The number of nodes in a tree."""
-    if isinstance(node, Num | Var):
-        return 1
-    if isinstance(node, Neg):
-        return 1 + node_count(node.operand)
-    if isinstance(node, Call):
-        return 1 + node_count(node.arg)
-    return 1 + node_count(node.left) + node_count(node.right)
