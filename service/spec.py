@@ -57,7 +57,9 @@ class JobSpec(BaseModel):
     architecture: str = Field(..., description="One of GET /architectures.", examples=["bn_lenet"])
     dataset: DatasetName = "fashion_mnist"
     epochs: int | None = Field(None, ge=1)
-    batch_size: int | None = Field(None, ge=1)
+    batch_size: int | None = Field(
+        None, ge=2, description="Examples per step; at least 2, since batch normalization needs batch statistics."
+    )
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
     resize: int | None = Field(None, ge=12, le=512, description="Input side in pixels; default per model.")

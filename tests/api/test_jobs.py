@@ -33,6 +33,7 @@ def test_create_job_keeps_the_given_fields(client):
         ({"architecture": "bn_lenet", "optimizer": {"lr": -1}}, "optimizer.lr"),
         ({"architecture": "bn_lenet", "epochs": 0}, "epochs"),
         ({"architecture": "bn_lenet", "batch_size": 0}, "batch_size"),
+        ({"architecture": "bn_lenet_concise", "batch_size": 1}, "batch_size"),
         ({"architecture": "bn_lenet", "learning_rate": 0.1}, "learning_rate"),
         ({"epochs": 1}, "architecture"),
         ({"architecture": "bn_lenet", "epochs": "many"}, "epochs"),
