@@ -40,7 +40,10 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ModelCacheDep = Annotated[ModelCache, Depends(get_model_cache)]
-JobIdPath = Annotated[int, Path(ge=1, description="The job's id.", examples=[1])]
+# Ids are 64-bit and epochs 32-bit columns: larger numbers in a URL would overflow the driver (a 500), not 404.
+MAX_ID = 2**63 - 1
+MAX_EPOCH = 2**31 - 1
+JobIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="The job's id.", examples=[1])]
 
 
 def load_job(job_id: JobIdPath, session: SessionDep) -> Job:

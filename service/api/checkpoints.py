@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Response
 
 from service import jobs
-from service.deps import JobIdPath, SessionDep
+from service.deps import MAX_EPOCH, JobIdPath, SessionDep
 from service.schemas import CheckpointRead, ErrorResponse
 
 router = APIRouter(prefix="/jobs", tags=["checkpoints"])
@@ -40,7 +40,7 @@ def list_checkpoints(job_id: JobIdPath, session: SessionDep) -> list[CheckpointR
 )
 def download_checkpoint(
     job_id: JobIdPath,
-    epoch: Annotated[int, Path(ge=0, description="Completed epochs when it was taken.", examples=[2])],
+    epoch: Annotated[int, Path(ge=0, le=MAX_EPOCH, description="Completed epochs when it was taken.", examples=[2])],
     session: SessionDep,
 ) -> Response:
     """The safetensors file (weights, optimizer state, JSON metadata in its header; no pickle)."""

@@ -11,7 +11,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import jobs
-from service.deps import ExistingJobId, SessionFactoryDep, SettingsDep
+from service.deps import MAX_ID, ExistingJobId, SessionFactoryDep, SettingsDep
 from service.errors import InvalidInput
 from service.orm import Job
 from service.schemas import ErrorResponse
@@ -29,14 +29,17 @@ class Poll:
 
 def resume_after(
     last_event_id: Annotated[str | None, Header(description="Resume after this event id (sent by browsers).")] = None,
-    after: Annotated[int | None, Query(ge=0, description="Resume after this event id (for plain clients).")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_ID, description="Resume after this event id (for plain clients).")
+    ] = None,
 ) -> int:
     """The event id to resume after: the Last-Event-ID header, else `after`, else 0 (from the beginning)."""
     if last_event_id is None or not last_event_id.strip():
         return after or 0
-    if not last_event_id.strip().isdigit():
+    text = last_event_id.strip()
+    if not (text.isascii() and text.isdigit() and int(text) <= MAX_ID):
         raise InvalidInput(f"Last-Event-ID: expected an event id (a non-negative integer), got {last_event_id!r}")
-    return int(last_event_id)
+    return int(text)
 
 
 def _progress(job: Job) -> dict[str, Any]:

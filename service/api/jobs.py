@@ -7,7 +7,7 @@ from fastapi import APIRouter, Body, Query, Response
 from service import jobs
 from service.api.validation import check_job_limits
 from service.db import begin_write
-from service.deps import JobDep, JobIdPath, SessionDep, SettingsDep
+from service.deps import MAX_ID, JobDep, JobIdPath, SessionDep, SettingsDep
 from service.orm import Job, JobStatus
 from service.schemas import JOB_EXAMPLE, ErrorResponse, JobCreate, JobPage, JobRead
 
@@ -50,7 +50,7 @@ def list_jobs(
     session: SessionDep,
     status: Annotated[JobStatus | None, Query(description="Only jobs with this status.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> JobPage:
     """A page of jobs, optionally with one status, newest first, and the total matching."""
     items, total = jobs.list_jobs(session, status=status, limit=limit, offset=offset)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service import jobs
 from service.api.predict_inputs import RawInputs, decode_all, parse_json_inputs, read_inputs
 from service.config import Settings
-from service.deps import JobIdPath, ModelCacheDep, SessionFactoryDep, SettingsDep
+from service.deps import MAX_EPOCH, JobIdPath, ModelCacheDep, SessionFactoryDep, SettingsDep
 from service.errors import Conflict, NotFound
 from service.inference import ImageLimits, ModelCache, prepare_batch, to_predictions
 from service.orm import Checkpoint
@@ -129,7 +129,9 @@ async def predict(
     cache: ModelCacheDep,
     settings: SettingsDep,
     top_k: Annotated[int, Query(ge=1, le=1000, description="How many ranked classes to return per image.")] = 3,
-    checkpoint: Annotated[int | None, Query(ge=0, description="Use the checkpoint of this epoch.")] = None,
+    checkpoint: Annotated[
+        int | None, Query(ge=0, le=MAX_EPOCH, description="Use the checkpoint of this epoch.")
+    ] = None,
 ) -> PredictResponse:
     """Upload `file` parts, or send JSON `images` (base64) or `pixels`; answers one prediction per image, in order."""
     raw = await read_inputs(request, limits_of(settings))

@@ -51,3 +51,8 @@ def test_events_reject_a_bad_last_event_id_and_unknown_jobs(trained):
     bad = trained.get("/jobs/1/events", headers={"Last-Event-ID": "yesterday"})
     assert bad.status_code == 422 and "Last-Event-ID" in bad.json()["detail"]
     assert trained.get("/jobs/404/events").status_code == 404
+
+
+def test_events_reject_a_last_event_id_too_large_for_the_database(trained):
+    bad = trained.get("/jobs/1/events", headers={"Last-Event-ID": "9" * 30})
+    assert bad.status_code == 422 and "Last-Event-ID" in bad.json()["detail"]

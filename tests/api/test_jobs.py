@@ -125,3 +125,19 @@ def test_delete_refuses_unfinished_job_and_removes_finished_one(client):
     assert client.get(f"/jobs/{job_id}").status_code == 404
     assert client.get(f"/jobs/{job_id}/history").status_code == 404
     assert client.delete(f"/jobs/{job_id}").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "request_line",
+    [
+        ("GET", "/jobs/99999999999999999999"),
+        ("POST", "/jobs/99999999999999999999/cancel"),
+        ("GET", "/jobs/99999999999999999999/events"),
+        ("GET", "/jobs/1/checkpoints/99999999999999999999"),
+        ("GET", "/jobs?offset=99999999999999999999"),
+    ],
+)
+def test_numbers_too_large_for_the_database_answer_422(client, request_line):
+    method, url = request_line
+    response = client.request(method, url)
+    assert response.status_code == 422 and "less than or equal" in response.json()["detail"]
