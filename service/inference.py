@@ -119,7 +119,7 @@ def to_native(image: torch.Tensor, native_size: int) -> torch.Tensor:
 
 
 class ModelCache:
-    """A thread-safe LRU cache of loaded checkpoints, keyed by (job id, epoch, sha256)."""
+    """A thread-safe LRU cache of loaded checkpoints, keyed by (job id, checkpoint id, sha256)."""
 
     def __init__(self, capacity: int, *, lookup_ttl_s: float = 1.0) -> None:
         self.capacity = capacity
@@ -206,6 +206,11 @@ class DynamicBatcher:
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
 
+    @property
+    def busy(self) -> bool:
+        """Whether requests are waiting or a batch is in flight."""
+        return not self._queue.empty() or (self._task is not None and not self._task.done())
+
     async def submit(self, model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
         """Class probabilities for `batch`, computed alone or together with other waiting requests."""
         if self.max_batch <= 1:
@@ -271,7 +276,7 @@ class BatcherPool:
         """The batcher for `key`, created on first use."""
         if key not in self._batchers:
             if len(self._batchers) >= self.max_idle:
-                self._batchers = {k: b for k, b in self._batchers.items() if not b._queue.empty()}
+                self._batchers = {k: b for k, b in self._batchers.items() if b.busy}  # aclose waits for the rest
             self._batchers[key] = DynamicBatcher(
                 max_batch=self.max_batch, max_delay_s=self.max_delay_s, limiter=self.limiter
             )

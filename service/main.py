@@ -52,7 +52,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings.database_url)
         if settings.migrate_on_start:
             await to_thread.run_sync(upgrade_database, settings.database_url)
-        app.state.settings = settings
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)
         app.state.model_cache = ModelCache(settings.model_cache_size)
@@ -80,9 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    for module in (jobs, history, events, checkpoints, predict, architectures, system, docs):
+    for module in (jobs, history, events, checkpoints, predict, architectures, system, docs, optlab):
         app.include_router(module.router)
-    app.include_router(optlab.router)
     app.mount(docs.STATIC_PREFIX, docs.static_files(), name="static")
     app.add_middleware(BodySizeLimit, max_bytes=settings.predict_max_bytes)
     install_error_handlers(app)
