@@ -11,6 +11,7 @@ exactly. Adam rather than the book's SGD at lr 1.0: the book's BN-LeNet test acc
 import base64
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,9 +131,12 @@ def test_single_uploads_served_concurrently_match_the_batch(finished_job, http, 
     images, _ = real_test_images
     url = f"/jobs/{finished_job.id}/predict"
     batch = predicted(http.post(url, json={"pixels": images[:16].tolist()}))
-    singles = [
-        predicted(http.post(url, files={"file": ("x.png", encode_png(im), "image/png")}))[0] for im in images[:16]
-    ]
+
+    def single(image: np.ndarray) -> int:
+        return predicted(http.post(url, files={"file": ("x.png", encode_png(image), "image/png")}))[0]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:  # concurrent, so the server's dynamic batcher joins them
+        singles = list(pool.map(single, images[:16]))
     assert singles == batch
 
 
