@@ -1,6 +1,6 @@
 """Alembic environment: migrations run on our own engine (SQLite pragmas) under one lock.
 
-Started programmatically by `service.db.upgrade_database` (no alembic.ini); the URL arrives in the config.
+Started programmatically by `service.storage.db.upgrade_database` (no alembic.ini); the URL arrives in the config.
 Concurrent starts (several workers at once) are serialized: SQLite takes the write lock with BEGIN IMMEDIATE,
 PostgreSQL an advisory lock, so the second process finds the schema already at head.
 """
@@ -8,8 +8,8 @@ PostgreSQL an advisory lock, so the second process finds the schema already at h
 from sqlalchemy import text
 
 from alembic import context
-from service import orm  # noqa: F401  (registers the tables on Base.metadata)
-from service.db import IMMEDIATE, Base, make_engine
+from service.storage import orm  # noqa: F401  (registers the tables on Base.metadata)
+from service.storage.db import IMMEDIATE, Base, make_engine
 
 MIGRATION_LOCK_ID = 7_211_004  # arbitrary constant shared by every convlab process
 

@@ -19,9 +19,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import RESULTS_DIR, machine_info, print_table, write_json
-from service.spec import JobSpec, SchedulerSpec
 from service.training import Callbacks, EpochRecord, fit
 from service.training.runtime import resolve_device
+from service.training.spec import JobSpec, SchedulerSpec
 
 # d2l-en 0.17.5 (V100): train loss, train acc, test acc after 10 epochs (../shared/docs/anchors.md).
 BOOK = {

@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def database(settings: Settings, command: str, revision: str | None) -> int:
     """Run a `convlab db` sub-command."""
-    from service.db import current_revision, downgrade_database, upgrade_database
+    from service.storage.db import current_revision, downgrade_database, upgrade_database
 
     if command == "upgrade":
         upgrade_database(settings.database_url, revision or "head")
@@ -81,7 +81,7 @@ def database(settings: Settings, command: str, revision: str | None) -> int:
 
 def worker(settings: Settings, *, burst: bool = False, migrate: bool = True, parent_pid: int | None = None) -> int:
     """Run one worker in this process; SIGTERM/SIGINT stop it at the next batch boundary, requeueing its job."""
-    from service.db import upgrade_database
+    from service.storage.db import upgrade_database
     from service.worker import run_worker
 
     if migrate:
@@ -122,7 +122,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, log_level: 
     """Migrate, start `workers` worker processes, run the API until it stops, then stop the workers."""
     import uvicorn
 
-    from service.db import upgrade_database
+    from service.storage.db import upgrade_database
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _raise_stopped)

@@ -1,4 +1,9 @@
-"""Settings: the one reader of the environment (variables prefixed CONVLAB_)."""
+"""Settings: the one reader of the environment (variables prefixed CONVLAB_).
+
+The fields are grouped by the subsystem that reads them (`settings.queue`, `settings.jobs`, `settings.serving`,
+`settings.lab`); each group reads its own variables, so every variable keeps its flat name: `lease_seconds` in
+the queue group is still CONVLAB_LEASE_SECONDS, `max_steps` in the lab group is CONVLAB_OPTLAB_MAX_STEPS.
+"""
 
 from functools import lru_cache
 from pathlib import Path
@@ -6,29 +11,34 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+FLAT = SettingsConfigDict(env_prefix="CONVLAB_", extra="ignore")
 
-class Settings(BaseSettings):
-    """Service configuration; every field can be set as CONVLAB_<FIELD_NAME>."""
 
-    model_config = SettingsConfigDict(env_prefix="CONVLAB_", extra="ignore")
+class Group(BaseSettings):
+    """A subsystem's settings, read from the flat CONVLAB_<FIELD> variables."""
 
-    state_dir: Path = Field(Path(".convlab"), description="Local state: the default SQLite database lives here.")
-    database_url: str = Field("", description="SQLAlchemy URL; default: a SQLite file in state_dir.")
-    data_dir: Path = Field(Path("data"), description="Datasets in torchvision's layout (FashionMNIST/raw, ...).")
-    allow_download: bool = Field(False, description="Download missing datasets through torchvision.")
-    device: str = Field("auto", description="Training/inference device: auto, cpu, cuda, cuda:N.")
+    model_config = FLAT
 
-    # queue and worker
+
+class QueueSettings(Group):
+    """The worker side: leases, polling, takeovers, checkpoints kept."""
+
     lease_seconds: float = Field(30.0, gt=0, description="A job's lease; heartbeats renew it.")
     poll_seconds: float = Field(1.0, gt=0, description="How often an idle worker looks for work.")
     max_lost_leases: int = Field(3, ge=1, description="A job whose worker is lost this often ends failed.")
     keep_checkpoints: int = Field(3, ge=1, description="Checkpoints kept per job, besides its best.")
 
-    # limits on job specs
+
+class JobLimits(Group):
+    """Bounds on a submitted job spec."""
+
     max_epochs: int = Field(200, ge=1)
     max_batch_size: int = Field(4096, ge=1)
 
-    # serving
+
+class ServingSettings(Group):
+    """The API process: prediction, its model cache and batching, live events."""
+
     model_cache_size: int = Field(4, ge=1, description="Trained models kept loaded for prediction (LRU).")
     predict_max_images: int = Field(256, ge=1)
     predict_max_bytes: int = Field(10 * 1024 * 1024, ge=1, description="Largest request body for predict.")
@@ -39,24 +49,46 @@ class Settings(BaseSettings):
     predict_batch_max_delay_ms: float = Field(
         2.0, ge=0, description="Dynamic batching: longest wait for more requests to join a batch."
     )
-    events_poll_seconds: float = Field(0.5, gt=0, description="How often /jobs/{id}/events looks for news.")
-    migrate_on_start: bool = Field(True, description="The API applies database migrations when it starts.")
     inference_threads: int = Field(
         0, ge=0, description="torch intra-op threads for predictions in the API process (0: torch's default)."
     )
     predict_threads: int = Field(
         0, ge=0, description="Threads doing prediction work at once in the API process (0: the CPU count, min 2)."
     )
+    events_poll_seconds: float = Field(0.5, gt=0, description="How often /jobs/{id}/events looks for news.")
 
-    # optimization lab limits (each violation answers 422)
-    optlab_max_expression_length: int = Field(500, ge=1, description="Longest objective expression.")
-    optlab_max_depth: int = Field(40, ge=1, description="Deepest nesting of an expression.")
-    optlab_max_exponent: float = Field(100.0, gt=0, description="Largest |constant exponent| in an expression.")
-    optlab_max_dimension: int = Field(16, ge=1, description="Most coordinates of an objective.")
-    optlab_max_steps: int = Field(20_000, ge=1, description="Most steps of one trajectory.")
-    optlab_max_optimizers: int = Field(8, ge=1, description="Most optimizers compared in one call.")
-    optlab_max_grid: int = Field(201, ge=2, description="Most grid points per axis of a contour grid.")
-    optlab_max_linreg_epochs: int = Field(20, ge=1, description="Most epochs of a linear-regression run.")
+
+class LabSettings(Group):
+    """Optimization-lab bounds on one request (each violation answers 422)."""
+
+    model_config = SettingsConfigDict(env_prefix="CONVLAB_OPTLAB_", extra="ignore")
+
+    max_expression_length: int = Field(500, ge=1, description="Longest objective expression.")
+    max_depth: int = Field(40, ge=1, description="Deepest nesting of an expression.")
+    max_exponent: float = Field(100.0, gt=0, description="Largest |constant exponent| in an expression.")
+    max_dimension: int = Field(16, ge=1, description="Most coordinates of an objective.")
+    max_steps: int = Field(20_000, ge=1, description="Most steps of one trajectory.")
+    max_optimizers: int = Field(8, ge=1, description="Most optimizers compared in one call.")
+    max_grid: int = Field(201, ge=2, description="Most grid points per axis of a contour grid.")
+    max_linreg_epochs: int = Field(20, ge=1, description="Most epochs of a linear-regression run.")
+
+
+class Settings(BaseSettings):
+    """Service configuration: the deployment's own fields, then one group per subsystem."""
+
+    model_config = FLAT
+
+    state_dir: Path = Field(Path(".convlab"), description="Local state: the default SQLite database lives here.")
+    database_url: str = Field("", description="SQLAlchemy URL; default: a SQLite file in state_dir.")
+    data_dir: Path = Field(Path("data"), description="Datasets in torchvision's layout (FashionMNIST/raw, ...).")
+    allow_download: bool = Field(False, description="Download missing datasets through torchvision.")
+    device: str = Field("auto", description="Training/inference device: auto, cpu, cuda, cuda:N.")
+    migrate_on_start: bool = Field(True, description="The API applies database migrations when it starts.")
+
+    queue: QueueSettings = Field(default_factory=QueueSettings)
+    jobs: JobLimits = Field(default_factory=JobLimits)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
+    lab: LabSettings = Field(default_factory=LabSettings)
 
     @model_validator(mode="after")
     def _default_database(self) -> "Settings":

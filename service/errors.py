@@ -1,4 +1,7 @@
-"""Domain exceptions. The HTTP edge (service/main.py) maps each to a status code in one place."""
+"""Domain exceptions, each with the status code the HTTP edge (service/api/handlers.py) answers it with."""
+
+from collections.abc import Sequence
+from typing import Any
 
 
 class ConvlabError(Exception):
@@ -9,6 +12,16 @@ class ConvlabError(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+
+class BadRequest(ConvlabError):
+    """The request cannot be read at all (malformed JSON)."""
+
+    status_code = 400
+
+
+class UnsupportedMediaType(ConvlabError):
+    status_code = 415
 
 
 class NotFound(ConvlabError):
@@ -39,3 +52,17 @@ class LeaseLost(ConvlabError):
     """A worker tried to write for a job attempt it no longer owns."""
 
     status_code = 409
+
+
+def describe_validation_errors(errors: Sequence[Any]) -> str:
+    """pydantic's errors as one line per problem, each naming the field (dotted path) and what is wrong with it."""
+    parts = []
+    for error in errors:
+        loc = [str(p) for p in error.get("loc", ())]
+        if loc and loc[0] == "body":
+            loc = loc[1:]
+        elif loc and loc[0] in ("query", "path", "header"):
+            loc = [f"{loc[-1]} ({loc[0]} parameter)"] if len(loc) > 1 else loc
+        field = ".".join(loc) or "body"
+        parts.append(f"{field}: {error.get('msg', 'invalid value')}")
+    return "; ".join(parts)

@@ -1,11 +1,11 @@
 """The FastAPI application factory: lifespan, routers and the one place errors become HTTP responses."""
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 import torch
-from anyio import CapacityLimiter, to_thread
+from anyio import to_thread
 from fastapi import FastAPI
 
 from service import __version__
@@ -13,8 +13,8 @@ from service.api import architectures, checkpoints, docs, events, history, jobs,
 from service.api.handlers import install_error_handlers
 from service.api.limits import BodySizeLimit
 from service.config import Settings, get_settings
-from service.db import make_engine, make_session_factory, upgrade_database
-from service.inference import BatcherPool, ModelCache
+from service.inference import Predictor
+from service.storage.db import make_engine, make_session_factory, upgrade_database
 
 DESCRIPTION = """
 Train, track and serve the CNNs of *Dive into Deep Learning* (LeNet, BN-LeNet, ResNet-18, DenseNet) and compute
@@ -43,38 +43,12 @@ TAGS = [
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the convlab app for `settings` (default: read from the environment)."""
     settings = settings or get_settings()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.inference_threads:
-            # Process-wide; the API process does not train (workers are separate processes).
-            torch.set_num_threads(settings.inference_threads)
-        engine = make_engine(settings.database_url)
-        if settings.migrate_on_start:
-            await to_thread.run_sync(upgrade_database, settings.database_url)
-        app.state.engine = engine
-        app.state.session_factory = make_session_factory(engine)
-        app.state.model_cache = ModelCache(settings.model_cache_size)
-        # Few threads do CPU work for predictions at a time: with dozens, they and the event loop fight for
-        # the GIL and tail latency explodes. Waiting requests queue cheaply on the event loop instead.
-        app.state.predict_limiter = CapacityLimiter(settings.predict_threads or max(2, os.cpu_count() or 2))
-        app.state.batchers = BatcherPool(
-            max_batch=settings.predict_batch_max_size,
-            max_delay_s=settings.predict_batch_max_delay_ms / 1000,
-            limiter=app.state.predict_limiter,
-        )
-        try:
-            yield
-        finally:
-            await app.state.batchers.aclose()
-            engine.dispose()
-
     app = FastAPI(
         title="convlab",
         version=__version__,
         description=DESCRIPTION,
         openapi_tags=TAGS,
-        lifespan=lifespan,
+        lifespan=partial(lifespan, settings=settings),
         docs_url=None,  # served by service.api.docs from vendored assets, so they work offline
         redoc_url=None,
     )
@@ -82,6 +56,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (jobs, history, events, checkpoints, predict, architectures, system, docs, optlab):
         app.include_router(module.router)
     app.mount(docs.STATIC_PREFIX, docs.static_files(), name="static")
-    app.add_middleware(BodySizeLimit, max_bytes=settings.predict_max_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.serving.predict_max_bytes)
     install_error_handlers(app)
     return app
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI, *, settings: Settings) -> AsyncIterator[None]:
+    """Migrate, then build what requests share (engine, sessions, the prediction service); release it at exit."""
+    if settings.serving.inference_threads:
+        # Process-wide; the API process does not train (workers are separate processes).
+        torch.set_num_threads(settings.serving.inference_threads)
+    engine = make_engine(settings.database_url)
+    if settings.migrate_on_start:
+        await to_thread.run_sync(upgrade_database, settings.database_url)
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
+    app.state.predictor = Predictor(app.state.session_factory, settings.serving, device=settings.device)
+    try:
+        yield
+    finally:
+        await app.state.predictor.aclose()
+        engine.dispose()

@@ -4,9 +4,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
 
-from service import jobs
-from service.deps import MAX_EPOCH, JobIdPath, SessionDep
-from service.schemas import CheckpointRead, ErrorResponse
+from service.api.deps import MAX_EPOCH, JobIdPath, SessionDep
+from service.api.schemas import CheckpointRead, ErrorResponse
+from service.storage import jobs
 
 router = APIRouter(prefix="/jobs", tags=["checkpoints"])
 
@@ -23,9 +23,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 )
 def list_checkpoints(job_id: JobIdPath, session: SessionDep) -> list[CheckpointRead]:
     """Epoch, step, sha256, size and metrics of each checkpoint kept, oldest first; `best` marks the default."""
-    jobs.get_job(session, job_id)
-    kept = jobs.list_checkpoints(session, job_id)
-    best = jobs.best_checkpoint_id(kept)
+    kept, best = jobs.kept_checkpoints(session, job_id)
     return [CheckpointRead.model_validate(c).model_copy(update={"best": c.id == best}) for c in kept]
 
 
@@ -44,7 +42,6 @@ def download_checkpoint(
     session: SessionDep,
 ) -> Response:
     """The safetensors file (weights, optimizer state, JSON metadata in its header; no pickle)."""
-    jobs.get_job(session, job_id)
     checkpoint = jobs.get_checkpoint(session, job_id, epoch=epoch)
     filename = f"convlab-job{job_id}-epoch{epoch}.safetensors"
     return Response(

@@ -2,7 +2,7 @@
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Any
 
 from anyio import to_thread
@@ -10,21 +10,13 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import jobs
-from service.deps import MAX_ID, ExistingJobId, SessionFactoryDep, SettingsDep
+from service.api.deps import MAX_ID, ExistingJobId, SessionFactoryDep, SettingsDep
+from service.api.schemas import ErrorResponse
 from service.errors import InvalidInput
-from service.orm import Job
-from service.schemas import ErrorResponse
+from service.storage import jobs
 
 router = APIRouter(prefix="/jobs", tags=["history"])
 PAGE = 500  # events sent per database read
-
-
-@dataclass(frozen=True)
-class Poll:
-    events: list[tuple[int, str, dict[str, Any]]]  # (id, kind, payload), oldest first
-    job: dict[str, Any] | None  # the job's status and progress; None once it was deleted
-    finished: bool
 
 
 def resume_after(
@@ -42,31 +34,13 @@ def resume_after(
     return int(text)
 
 
-def _progress(job: Job) -> dict[str, Any]:
-    keys = ("status", "attempt", "epoch", "total_epochs", "step", "total_steps", "images_per_sec", "eta_seconds")
-    values = {k: getattr(job, k) for k in keys}
-    values["status"] = job.status.value
-    return values
-
-
-def poll(factory: sessionmaker[Session], job_id: int, after: int) -> Poll:
-    """Read, in one short transaction, the job's progress and its events after id `after`."""
-    with factory() as session:
-        job = session.get(Job, job_id)
-        if job is None:
-            return Poll([], None, True)
-        events = jobs.list_events(session, job_id, after_id=after, limit=PAGE)
-        drained = len(events) < PAGE
-        return Poll([(e.id, e.kind, e.payload) for e in events], _progress(job), job.status.finished and drained)
-
-
 async def event_stream(
     request: Request, factory: sessionmaker[Session], job_id: int, after: int, interval: float
 ) -> AsyncIterator[ServerSentEvent]:
     """Stored events after `after`, then new ones and progress as they happen, until the job has finished."""
     last_progress: dict[str, Any] | None = None
     while not await request.is_disconnected():
-        state = await to_thread.run_sync(poll, factory, job_id, after)
+        state = await to_thread.run_sync(partial(jobs.poll_job, factory, job_id, after_id=after, limit=PAGE))
         for event_id, kind, payload in state.events:
             after = event_id
             yield ServerSentEvent(id=str(event_id), event=kind, data={"job_id": job_id, **payload})
@@ -102,5 +76,5 @@ async def stream_events(
     after: Annotated[int, Depends(resume_after)],
 ) -> AsyncIterator[ServerSentEvent]:
     """Replay the job's events after Last-Event-ID, then stream new ones until the job finishes."""
-    async for event in event_stream(request, factory, job_id, after, settings.events_poll_seconds):
+    async for event in event_stream(request, factory, job_id, after, settings.serving.events_poll_seconds):
         yield event

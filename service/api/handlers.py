@@ -8,23 +8,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from service.errors import ConvlabError
+from service.errors import ConvlabError, describe_validation_errors
 
 log = logging.getLogger("convlab.api")
-
-
-def describe_validation_errors(errors: Sequence[Any]) -> str:
-    """One line per problem, each naming the field (dotted path) and what is wrong with it."""
-    parts = []
-    for error in errors:
-        loc = [str(p) for p in error.get("loc", ())]
-        if loc and loc[0] == "body":
-            loc = loc[1:]
-        elif loc and loc[0] in ("query", "path", "header"):
-            loc = [f"{loc[-1]} ({loc[0]} parameter)"] if len(loc) > 1 else loc
-        field = ".".join(loc) or "body"
-        parts.append(f"{field}: {error.get('msg', 'invalid value')}")
-    return "; ".join(parts)
 
 
 def _is_malformed_json(errors: Sequence[Any]) -> bool:

@@ -4,11 +4,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from service import jobs
-from service.deps import JobIdPath, SessionDep
-from service.orm import EpochMetric
-from service.plots import EpochPoint, StepPoint, downsample_steps, render_history
-from service.schemas import EpochRead, ErrorResponse, HistoryRead, StepRead
+from service.api.deps import JobDep, JobIdPath, SessionDep
+from service.api.schemas import ErrorResponse, HistoryRead
+from service.storage import jobs
+from service.training.plots import downsample_steps, render_history
 
 router = APIRouter(prefix="/jobs", tags=["history"])
 
@@ -20,30 +19,22 @@ MaxPoints = Annotated[
 ]
 
 
-def _series(session: SessionDep, job_id: int) -> tuple[list[StepPoint], list[EpochMetric]]:
-    jobs.get_job(session, job_id)
-    history = jobs.get_history(session, job_id)
-    return [StepPoint(p.step, p.epoch, p.examples_seen, p.loss) for p in history.steps], history.epochs
-
-
 @router.get("/{job_id}/history", summary="Training history of a job", response_model=HistoryRead, responses=NOT_FOUND)
 def get_history(job_id: JobIdPath, session: SessionDep, max_points: MaxPoints = None) -> HistoryRead:
     """Loss per logged step and metrics per finished epoch; `max_points` thins long step series."""
-    steps, epochs = _series(session, job_id)
+    history = jobs.get_history(session, job_id).records()
     return HistoryRead(
         job_id=job_id,
-        steps=[StepRead.model_validate(p, from_attributes=True) for p in downsample_steps(steps, max_points)],
-        epochs=[EpochRead.model_validate(e) for e in epochs],
-        total_steps_recorded=len(steps),
+        steps=downsample_steps(history.steps, max_points),
+        epochs=history.epochs,
+        total_steps_recorded=len(history.steps),
     )
 
 
-def _plot(session: SessionDep, job_id: int, fmt: str) -> bytes:
-    steps, epochs = _series(session, job_id)
-    points = [EpochPoint(e.epoch, e.train_loss, e.train_acc, e.test_loss, e.test_acc) for e in epochs]
-    spec = jobs.get_job(session, job_id).spec
-    title = f"job {job_id}: {spec.get('architecture')} on {spec.get('dataset')}"
-    return render_history(downsample_steps(steps, PLOT_POINTS), points, title=title, fmt=fmt)
+def _plot(job: JobDep, session: SessionDep, fmt: str) -> bytes:
+    history = jobs.get_history(session, job.id).records()
+    title = f"job {job.id}: {job.spec.get('architecture')} on {job.spec.get('dataset')}"
+    return render_history(downsample_steps(history.steps, PLOT_POINTS), history.epochs, title=title, fmt=fmt)
 
 
 @router.get(
@@ -52,9 +43,9 @@ def _plot(session: SessionDep, job_id: int, fmt: str) -> bytes:
     response_class=Response,
     responses={**NOT_FOUND, 200: {"content": {"image/png": {}}, "description": "A PNG image."}},
 )
-def get_history_png(job_id: JobIdPath, session: SessionDep) -> Response:
+def get_history_png(job: JobDep, session: SessionDep) -> Response:
     """The training loss per step and per epoch, and train/test accuracy per epoch, drawn as a PNG."""
-    return Response(_plot(session, job_id, "png"), media_type="image/png")
+    return Response(_plot(job, session, "png"), media_type="image/png")
 
 
 @router.get(
@@ -63,6 +54,6 @@ def get_history_png(job_id: JobIdPath, session: SessionDep) -> Response:
     response_class=Response,
     responses={**NOT_FOUND, 200: {"content": {"image/svg+xml": {}}, "description": "An SVG image."}},
 )
-def get_history_svg(job_id: JobIdPath, session: SessionDep) -> Response:
+def get_history_svg(job: JobDep, session: SessionDep) -> Response:
     """The same curves as the PNG, as a scalable SVG."""
-    return Response(_plot(session, job_id, "svg"), media_type="image/svg+xml")
+    return Response(_plot(job, session, "svg"), media_type="image/svg+xml")

@@ -2,18 +2,26 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Depends, Query, Response
 
-from service import jobs
-from service.api.validation import check_job_limits
-from service.db import begin_write
-from service.deps import MAX_ID, JobDep, JobIdPath, SessionDep, SettingsDep
-from service.orm import Job, JobStatus
-from service.schemas import JOB_EXAMPLE, ErrorResponse, JobCreate, JobPage, JobRead
+from service.api.deps import MAX_ID, JobDep, JobIdPath, SessionDep, SettingsDep
+from service.api.schemas import JOB_EXAMPLE, ErrorResponse, JobCreate, JobPage, JobRead
+from service.storage import jobs
+from service.storage.orm import Job, JobStatus
+from service.training.admission import check_job_limits
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "description": "No such job."}}
+
+
+def admitted(
+    body: Annotated[JobCreate, Body(openapi_examples={"bn_lenet": {"summary": "BN-LeNet", "value": JOB_EXAMPLE}})],
+    settings: SettingsDep,
+) -> JobCreate:
+    """The body, once its spec is within this server's limits and can run here (422 naming the field if not)."""
+    check_job_limits(body.to_spec(), settings.jobs, data_dir=settings.data_dir, allow_download=settings.allow_download)
+    return body
 
 
 @router.post(
@@ -30,16 +38,9 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "des
         },
     },
 )
-def create_job(
-    body: Annotated[JobCreate, Body(openapi_examples={"bn_lenet": {"summary": "BN-LeNet", "value": JOB_EXAMPLE}})],
-    session: SessionDep,
-    settings: SettingsDep,
-    response: Response,
-) -> Job:
+def create_job(body: Annotated[JobCreate, Depends(admitted)], session: SessionDep, response: Response) -> Job:
     """Validate the spec, fill in the book's recipe for what is left out, and queue the job."""
-    spec = body.to_spec()
-    check_job_limits(spec, settings)
-    job = jobs.create_job(session, spec=spec, priority=body.priority)
+    job = jobs.create_job(session, spec=body.to_spec(), priority=body.priority)
     session.commit()
     response.headers["Location"] = f"/jobs/{job.id}"
     return job
@@ -71,8 +72,7 @@ def get_job(job: JobDep) -> Job:
 )
 def cancel_job(job_id: JobIdPath, session: SessionDep) -> Job:
     """Cancel a queued job at once, or ask a running one to stop at its next batch (it keeps a checkpoint)."""
-    begin_write(session)  # read-then-write: take SQLite's write lock first (docs/operations.md)
-    job = jobs.request_cancel(session, jobs.get_job(session, job_id))
+    job = jobs.cancel_job(session, job_id)
     session.commit()
     return job
 
@@ -85,7 +85,6 @@ def cancel_job(job_id: JobIdPath, session: SessionDep) -> Job:
 )
 def delete_job(job_id: JobIdPath, session: SessionDep) -> Response:
     """Delete a finished job with its events, history and checkpoints."""
-    begin_write(session)
-    jobs.delete_job(session, jobs.get_job(session, job_id))
+    jobs.remove_job(session, job_id)
     session.commit()
     return Response(status_code=204)

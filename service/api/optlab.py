@@ -1,9 +1,10 @@
 """Optimization-lab endpoints: trajectories, contour grids and plots, convexity, stationary points,
 constrained minimization and the linear-regression optimizer comparison.
 
-Handlers are plain `def` (torch work runs in Starlette's thread pool) and return `FastJSONResponse`
-directly: the results are already JSON-ready dicts, and pydantic-core's Rust encoder writes a 10,000-step
-trajectory about five times faster than `json.dumps` (and far faster than `jsonable_encoder`).
+Handlers are plain `def` (torch work runs in Starlette's thread pool). Each declares the lab's typed result as
+its response model, for the document, and returns a `FastJSONResponse` directly: the results are already
+JSON-ready, and pydantic-core's Rust encoder writes a 10,000-step trajectory about five times faster than
+`json.dumps` (and far faster than validating it against the model again).
 """
 
 from typing import Any
@@ -12,19 +13,10 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from pydantic_core import to_json
 
-from service.api.optlab_schemas import (
-    ConstrainedRequest,
-    ConvexityRequest,
-    GridRequest,
-    ImageFormatQuery,
-    LinregRequest,
-    PlotRequest,
-    StationaryPointRequest,
-    TrajectoryRequest,
-)
-from service.deps import SettingsDep
+from service.api.deps import SettingsDep
 from service.optlab import lab, plots
-from service.optlab.optimizers import known_names
+from service.optlab import requests as rq
+from service.optlab import results as rs
 
 
 class FastJSONResponse(JSONResponse):
@@ -40,89 +32,57 @@ IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
 router = APIRouter(tags=["optimization lab"], default_response_class=FastJSONResponse)
 
 
-def _limits(settings: SettingsDep) -> lab.LabLimits:
-    return lab.LabLimits.from_settings(settings)
-
-
-@router.get("/functions")
+@router.get("/functions", response_model=rs.FunctionCatalogue)
 def list_functions() -> FastJSONResponse:
     """List the preset functions of the optimization chapter and the optimizer names."""
-    return FastJSONResponse({"functions": lab.list_presets(), "optimizers": known_names()})
+    return FastJSONResponse(lab.catalogue())
 
 
-@router.post("/trajectories")
-def post_trajectories(body: TrajectoryRequest, settings: SettingsDep) -> FastJSONResponse:
+@router.post("/trajectories", response_model=rs.Comparison | rs.SingleTrajectory)
+def post_trajectories(body: rq.TrajectoryRequest, settings: SettingsDep) -> FastJSONResponse:
     """Run one optimizer (`optimizer`) or compare several (`optimizers`) from x0 on a function."""
-    result = lab.trajectories(body.function, body.x0, body.steps, body.configs(), body.backend, _limits(settings))
-    if body.optimizer is not None:
-        run = result.pop("runs")[0]
-        result.update(run)
-    return FastJSONResponse(result)
+    return FastJSONResponse(lab.trajectories(body, limits=settings.lab))
 
 
 @router.post("/trajectories/plot", response_class=Response, responses=IMAGE_RESPONSES)
-def post_trajectory_plot(body: PlotRequest, settings: SettingsDep, format: ImageFormatQuery = "png") -> Response:
+def post_trajectory_plot(body: rq.PlotRequest, settings: SettingsDep, format: plots.ImageFormat = "png") -> Response:
     """Draw the function's contours (or curve, in 1-D) with each optimizer's trajectory, as PNG or SVG."""
-    image = lab.trajectory_plot(
-        body.function, body.x0, body.steps, body.configs(), body.box, format, body.backend, _limits(settings)
-    )
+    image = lab.trajectory_plot(body, image_format=format, limits=settings.lab)
     return Response(image, media_type=plots.MEDIA_TYPES[format])
 
 
-@router.post("/trajectories/grid")
-def post_grid(body: GridRequest, settings: SettingsDep) -> FastJSONResponse:
+@router.post("/trajectories/grid", response_model=rs.Grid1D | rs.Grid2D)
+def post_grid(body: rq.GridRequest, settings: SettingsDep) -> FastJSONResponse:
     """Evaluate the function on a grid over a 1-D or 2-D box, for drawing contours client-side."""
-    return FastJSONResponse(lab.grid(body.function, body.box, body.resolution, _limits(settings)))
+    return FastJSONResponse(lab.grid(body, limits=settings.lab))
 
 
-@router.post("/analysis/convexity")
-def post_convexity(body: ConvexityRequest, settings: SettingsDep) -> FastJSONResponse:
+@router.post("/analysis/convexity", response_model=rs.Convexity)
+def post_convexity(body: rq.ConvexityRequest, settings: SettingsDep) -> FastJSONResponse:
     """Decide convexity on a box, with the smallest Hessian eigenvalue found and a Jensen counterexample."""
-    return FastJSONResponse(lab.convexity_check(body.function, body.box, body.samples, body.seed, _limits(settings)))
+    return FastJSONResponse(lab.convexity_check(body, limits=settings.lab))
 
 
-@router.post("/analysis/stationary-point")
-def post_stationary_point(body: StationaryPointRequest, settings: SettingsDep) -> FastJSONResponse:
+@router.post("/analysis/stationary-point", response_model=rs.StationaryPoint)
+def post_stationary_point(body: rq.StationaryPointRequest, settings: SettingsDep) -> FastJSONResponse:
     """Classify a point as minimum, maximum, saddle, degenerate or not stationary."""
-    return FastJSONResponse(lab.stationary_point(body.function, body.x, body.tol, _limits(settings)))
+    return FastJSONResponse(lab.stationary_point(body, limits=settings.lab))
 
 
-@router.post("/analysis/constrained")
-def post_constrained(body: ConstrainedRequest, settings: SettingsDep) -> FastJSONResponse:
+@router.post("/analysis/constrained", response_model=rs.Constrained)
+def post_constrained(body: rq.ConstrainedRequest, settings: SettingsDep) -> FastJSONResponse:
     """Minimize over a ball or half-space (projected GD, penalty or Lagrangian) and return the trajectory."""
-    result = lab.constrained(
-        body.function,
-        body.x0,
-        body.constraint,
-        body.method,
-        body.lr,
-        body.steps,
-        body.penalty,
-        _limits(settings),
-    )
-    return FastJSONResponse(result)
+    return FastJSONResponse(lab.constrained(body, limits=settings.lab))
 
 
-def _linreg(body: LinregRequest, settings: SettingsDep) -> dict[str, Any]:
-    return lab.linreg(
-        body.dataset,
-        body.configs(),
-        body.batch_size,
-        body.epochs,
-        body.seed,
-        settings.data_dir,
-        _limits(settings),
-    )
-
-
-@router.post("/optimizers/linreg")
-def post_linreg(body: LinregRequest, settings: SettingsDep) -> FastJSONResponse:
+@router.post("/optimizers/linreg", response_model=rs.Linreg)
+def post_linreg(body: rq.LinregRequest, settings: SettingsDep) -> FastJSONResponse:
     """Train linear regression (the book's airfoil set-up) with one or several optimizers."""
-    return FastJSONResponse(_linreg(body, settings))
+    return FastJSONResponse(lab.linreg(body, data_dir=settings.data_dir, limits=settings.lab))
 
 
 @router.post("/optimizers/linreg/plot", response_class=Response, responses=IMAGE_RESPONSES)
-def post_linreg_plot(body: LinregRequest, settings: SettingsDep, format: ImageFormatQuery = "png") -> Response:
+def post_linreg_plot(body: rq.LinregRequest, settings: SettingsDep, format: plots.ImageFormat = "png") -> Response:
     """The loss curves of a linear-regression comparison, as PNG or SVG."""
-    image = plots.render_loss_curves(_linreg(body, settings)["runs"], format)
-    return Response(image, media_type=plots.MEDIA_TYPES[format])
+    result = lab.linreg(body, data_dir=settings.data_dir, limits=settings.lab)
+    return Response(plots.render_loss_curves(result["runs"], format), media_type=plots.MEDIA_TYPES[format])

@@ -4,11 +4,11 @@ import platform
 
 import torch
 from fastapi import APIRouter, Response
-from sqlalchemy import text
 
-from service import __version__, jobs
-from service.deps import SessionDep, SettingsDep
-from service.schemas import HealthRead, VersionRead
+from service import __version__
+from service.api.deps import SessionDep, SettingsDep
+from service.api.schemas import HealthRead, VersionRead
+from service.storage import jobs
 
 router = APIRouter(tags=["system"])
 
@@ -22,8 +22,8 @@ router = APIRouter(tags=["system"])
 def health(session: SessionDep, settings: SettingsDep, response: Response) -> HealthRead:
     """Whether the database answers, and which workers sent a heartbeat recently (503 if the database is down)."""
     try:
-        session.execute(text("SELECT 1"))
-        workers = jobs.recent_workers(session, within_seconds=3 * settings.lease_seconds)
+        jobs.ping(session)
+        workers = jobs.recent_workers(session, within_seconds=3 * settings.queue.lease_seconds)
     except Exception as exc:  # any driver error means "unreachable" here; it is reported, not raised
         response.status_code = 503
         return HealthRead(status="degraded", database=False, database_error=str(exc).splitlines()[0])

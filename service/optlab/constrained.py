@@ -7,13 +7,14 @@ Constraint c(x) ≤ 0 with c(x) = ‖x − center‖ − radius (ball) or c(x) =
 """
 
 import math
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.errors import InvalidInput
 from service.optlab.functions import Objective
-from service.optlab.trajectories import DIVERGENCE_BOUND, finite_list, finite_or_none
+from service.optlab.numbers import DIVERGENCE_BOUND, finite_list, finite_or_none
+from service.optlab.results import ConstrainedPoint, ConstrainedRun, StepNote
 
 Method = Literal["projected_gd", "penalty", "lagrangian"]
 
@@ -82,14 +83,14 @@ def minimize_constrained(
     lr: float,
     steps: int,
     penalty: float = 10.0,
-) -> dict[str, Any]:
+) -> ConstrainedRun:
     """Run the method from x0; JSON-ready points with f, c(x) and (lagrangian) the multiplier α."""
     constraint.check(objective.dimension)
     if len(x0) != objective.dimension:
         raise InvalidInput(f"x0 has {len(x0)} coordinates but the function has {objective.dimension}")
     x, alpha = list(x0), 0.0
-    points: list[dict[str, Any]] = []
-    diverged: dict[str, Any] | None = None
+    points: list[ConstrainedPoint] = []
+    diverged: StepNote | None = None
     for k in range(steps + 1):
         f, g = objective.value_and_grad(x)
         c = constraint.value(x)
@@ -129,8 +130,8 @@ def _step(
     return new_x, max(0.0, alpha + lr * c)
 
 
-def _point(step: int, x: list[float], f: float, g: list[float], c: float, alpha: float | None) -> dict[str, Any]:
-    point: dict[str, Any] = {
+def _point(step: int, x: list[float], f: float, g: list[float], c: float, alpha: float | None) -> ConstrainedPoint:
+    point: ConstrainedPoint = {
         "step": step,
         "x": finite_list(x),
         "f": finite_or_none(f),

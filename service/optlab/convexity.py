@@ -7,16 +7,27 @@ negative curvature and no counterexample was found among the samples.
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 
 from service.errors import InvalidInput
 from service.optlab.functions import Objective
-from service.optlab.trajectories import finite_list, finite_or_none
+from service.optlab.numbers import finite_list, finite_or_none
+from service.optlab.results import ConvexityVerdict, JensenCounterexample, StationaryPointAnalysis
 
 BOX_LIMIT = 1e6
 LAMBDAS = (0.25, 0.5, 0.75)
+
+
+@dataclass(frozen=True)
+class _Curvature:
+    """The most negative Hessian eigenvalue among the sampled points, where, and along which direction."""
+
+    value: float
+    at: list[float]
+    direction: torch.Tensor
+    undefined: int  # sampled points where f or its Hessian is not finite
 
 
 def check_box(box: Sequence[Sequence[float]], dimension: int) -> torch.Tensor:
@@ -32,7 +43,7 @@ def check_box(box: Sequence[Sequence[float]], dimension: int) -> torch.Tensor:
     return torch.tensor([[float(v) for v in interval] for interval in box], dtype=torch.float64)
 
 
-def check_convexity(objective: Objective, box: torch.Tensor, samples: int = 256, seed: int = 0) -> dict[str, Any]:
+def check_convexity(objective: Objective, box: torch.Tensor, samples: int = 256, seed: int = 0) -> ConvexityVerdict:
     """Look for negative curvature and a Jensen counterexample inside the box."""
     generator = torch.Generator().manual_seed(seed)
     low, high = box[:, 0], box[:, 1]
@@ -44,18 +55,18 @@ def check_convexity(objective: Objective, box: torch.Tensor, samples: int = 256,
         counterexample = _jensen_random_pairs(objective, low, high, samples, generator)
     if eigen is None and counterexample is None:
         raise InvalidInput("the Hessian is not finite (or not computable) anywhere sampled in the box")
-    tolerance = 1e-9 * (1 + abs(eigen["value"])) if eigen else 0.0
-    negative = eigen is not None and eigen["value"] < -tolerance
+    tolerance = 1e-9 * (1 + abs(eigen.value)) if eigen else 0.0
+    negative = eigen is not None and eigen.value < -tolerance
     return {
         "convex": counterexample is None and not negative,
         "method": f"autograd Hessians at {len(points)} points and Jensen's inequality on sampled pairs",
-        "min_hessian_eigenvalue": None if eigen is None else {"value": eigen["value"], "at": eigen["at"]},
-        "undefined_points": eigen["undefined"] if eigen else len(points),
+        "min_hessian_eigenvalue": None if eigen is None else {"value": eigen.value, "at": eigen.at},
+        "undefined_points": eigen.undefined if eigen else len(points),
         "counterexample": counterexample,
     }
 
 
-def _min_eigen(objective: Objective, points: torch.Tensor) -> dict[str, Any] | None:
+def _min_eigen(objective: Objective, points: torch.Tensor) -> _Curvature | None:
     hessians = objective.batch_hessians(points)
     # autograd's formulas stay finite outside f's domain (d²/dx² log x at x < 0), so f must be finite too
     defined = torch.isfinite(hessians).flatten(1).all(1) & torch.isfinite(objective.batch_values(points))
@@ -69,21 +80,21 @@ def _min_eigen(objective: Objective, points: torch.Tensor) -> dict[str, Any] | N
         return None
     smallest = eigenvalues[:, 0]
     best = int(torch.argmin(smallest))
-    return {
-        "value": float(smallest[best]),
-        "at": points[defined][best].tolist(),
-        "direction": eigenvectors[best][:, 0],
-        "undefined": int((~defined).sum()),
-    }
+    return _Curvature(
+        value=float(smallest[best]),
+        at=points[defined][best].tolist(),
+        direction=eigenvectors[best][:, 0],
+        undefined=int((~defined).sum()),
+    )
 
 
 def _jensen_along_eigenvector(
-    objective: Objective, eigen: dict[str, Any] | None, low: torch.Tensor, high: torch.Tensor
-) -> dict[str, Any] | None:
-    if eigen is None or eigen["value"] >= 0:
+    objective: Objective, eigen: _Curvature | None, low: torch.Tensor, high: torch.Tensor
+) -> JensenCounterexample | None:
+    if eigen is None or eigen.value >= 0:
         return None
-    center = torch.tensor(eigen["at"], dtype=torch.float64)
-    direction = eigen["direction"]
+    center = torch.tensor(eigen.at, dtype=torch.float64)
+    direction = eigen.direction
     width = float((high - low).max())
     for fraction in (0.25, 0.1, 0.03, 0.01, 1e-3, 1e-4):
         x = torch.clamp(center - fraction * width * direction, low, high)
@@ -96,7 +107,7 @@ def _jensen_along_eigenvector(
 
 def _jensen_random_pairs(
     objective: Objective, low: torch.Tensor, high: torch.Tensor, samples: int, generator: torch.Generator
-) -> dict[str, Any] | None:
+) -> JensenCounterexample | None:
     shape = (samples * 4, objective.dimension)
     x = low + (high - low) * torch.rand(shape, generator=generator, dtype=torch.float64)
     x_prime = low + (high - low) * torch.rand(shape, generator=generator, dtype=torch.float64)
@@ -107,7 +118,7 @@ def _jensen_random_pairs(
     return None
 
 
-def _jensen(objective: Objective, x: torch.Tensor, x_prime: torch.Tensor, lam: float) -> dict[str, Any] | None:
+def _jensen(objective: Objective, x: torch.Tensor, x_prime: torch.Tensor, lam: float) -> JensenCounterexample | None:
     """The pair (of the rows given) that violates Jensen's inequality the most, if any does."""
     mid = lam * x + (1 - lam) * x_prime
     lhs = objective.batch_values(mid)
@@ -131,7 +142,7 @@ def _jensen(objective: Objective, x: torch.Tensor, x_prime: torch.Tensor, lam: f
     }
 
 
-def classify_stationary_point(objective: Objective, x: Sequence[float], tol: float = 1e-6) -> dict[str, Any]:
+def classify_stationary_point(objective: Objective, x: Sequence[float], tol: float = 1e-6) -> StationaryPointAnalysis:
     """Gradient norm, Hessian eigenvalues and minimum / maximum / saddle / degenerate (or not stationary)."""
     value, grad = objective.value_and_grad(x, "autograd")
     hessian = torch.tensor(objective.hessian(x, "autograd"), dtype=torch.float64)

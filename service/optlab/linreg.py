@@ -24,6 +24,7 @@ from service.optlab.optimizers import (
     resolve,
     state_names,
 )
+from service.optlab.results import CurvePoint, LinregRun
 
 Dataset = Literal["airfoil", "synthetic"]
 AIRFOIL_FILE = Path("airfoil") / "airfoil_self_noise.dat"
@@ -72,7 +73,7 @@ def train_linreg(
     batch_size: int,
     epochs: int,
     seed: int,
-) -> dict[str, Any]:
+) -> LinregRun:
     """Train with one optimizer; the loss curve, final loss and seconds per epoch."""
     if not 1 <= batch_size <= len(features):
         raise InvalidInput(f"batch_size must be between 1 and {len(features)}")
@@ -97,6 +98,10 @@ def train_linreg(
         seconds.append(time.perf_counter() - start)
     if curve[-1]["examples"] != seen:
         curve.append(_record(seen, features, labels, w, b))
+    return _result(config, curve, seconds)
+
+
+def _result(config: OptimizerConfig, curve: list[CurvePoint], seconds: list[float]) -> LinregRun:
     final = curve[-1]["loss"]
     return {
         "optimizer": config.display,
@@ -108,9 +113,7 @@ def train_linreg(
     }
 
 
-def _record(
-    seen: int, features: torch.Tensor, labels: torch.Tensor, w: torch.Tensor, b: torch.Tensor
-) -> dict[str, Any]:
+def _record(seen: int, features: torch.Tensor, labels: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> CurvePoint:
     with torch.no_grad():
         loss = float(_loss(features, labels, w, b))
     return {"examples": seen, "epoch": seen / len(features), "loss": loss if math.isfinite(loss) else None}

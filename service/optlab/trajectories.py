@@ -7,12 +7,12 @@ DIVERGENCE_BOUND) or stopped (a singular Hessian), in which case it ends at that
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 
 from service.errors import InvalidInput
 from service.optlab.functions import Backend, Objective
+from service.optlab.numbers import DIVERGENCE_BOUND, finite_list, finite_or_none
 from service.optlab.optimizers import (
     CURVATURE_OPTIMIZERS,
     RULES,
@@ -23,28 +23,18 @@ from service.optlab.optimizers import (
     resolve,
     state_names,
 )
+from service.optlab.results import RunEvent, StepNote, TrajectoryPoint, TrajectoryRun
 
-DIVERGENCE_BOUND = 1e10
 MAX_EVENTS = 50
-
-
-def finite_or_none(value: float) -> float | None:
-    """JSON has no inf or nan: report them as null."""
-    return value if math.isfinite(value) else None
-
-
-def finite_list(values: Sequence[float]) -> list[float | None]:
-    """finite_or_none for each entry."""
-    return [v if math.isfinite(v) else None for v in values]
 
 
 class Stepper:
     """Moves a point one step; records notable events (negative curvature, singular Hessian)."""
 
     def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
+        self.events: list[RunEvent] = []
         self.event_counts: dict[str, int] = {}
-        self.stopped: dict[str, Any] | None = None
+        self.stopped: StepNote | None = None
 
     def step(self, x: list[float], g: list[float], t: int) -> list[float]:
         raise NotImplementedError
@@ -181,14 +171,14 @@ def run_trajectory(
     x0: Sequence[float],
     steps: int,
     backend: Backend = "compiled",
-) -> dict[str, Any]:
+) -> TrajectoryRun:
     """Run `config` from `x0` for `steps` steps; JSON-ready points, divergence, events and final state."""
     x = list(x0)
     if len(x) != objective.dimension:
         raise InvalidInput(f"x0 has {len(x)} coordinates but the function has {objective.dimension}")
     stepper = make_stepper(config, objective, x, steps, backend)
-    points: list[dict[str, Any]] = []
-    diverged: dict[str, Any] | None = None
+    points: list[TrajectoryPoint] = []
+    diverged: StepNote | None = None
     for k in range(steps + 1):
         f, g = _evaluate(objective, x, backend)
         norm = math.hypot(*g)
@@ -196,14 +186,11 @@ def run_trajectory(
         # One cheap test per step; every point before a divergence is finite, so only the last needs cleaning.
         if not (math.isfinite(f) and math.isfinite(norm) and all(abs(v) <= DIVERGENCE_BOUND for v in x)):
             diverged = {"step": k, "reason": _divergence_reason(x, f, norm)}
-            points[-1] = _clean(points[-1])
+            points[-1] = _clean(k, x, f, g, norm)
             break
         if k == steps:
             break
-        try:
-            x = stepper.step(x, g, k + 1)
-        except (ZeroDivisionError, OverflowError):
-            x = [math.nan] * len(x)
+        x = _advance(stepper, x, g, k + 1)
         if stepper.stopped is not None:
             break
     return {
@@ -218,6 +205,14 @@ def run_trajectory(
     }
 
 
+def _advance(stepper: Stepper, x: list[float], g: list[float], t: int) -> list[float]:
+    """Step t of the optimizer; an arithmetic overflow makes the point non-finite (reported as diverged)."""
+    try:
+        return stepper.step(x, g, t)
+    except (ZeroDivisionError, OverflowError):
+        return [math.nan] * len(x)
+
+
 def _evaluate(objective: Objective, x: list[float], backend: Backend) -> tuple[float, list[float]]:
     if not all(map(math.isfinite, x)):
         return math.nan, [math.nan] * len(x)
@@ -227,11 +222,11 @@ def _evaluate(objective: Objective, x: list[float], backend: Backend) -> tuple[f
         return math.nan, [math.nan] * len(x)
 
 
-def _clean(point: dict[str, Any]) -> dict[str, Any]:
+def _clean(step: int, x: list[float], f: float, g: list[float], norm: float) -> TrajectoryPoint:
     return {
-        "step": point["step"],
-        "x": finite_list(point["x"]),
-        "f": finite_or_none(point["f"]),
-        "grad": finite_list(point["grad"]),
-        "grad_norm": finite_or_none(point["grad_norm"]),
+        "step": step,
+        "x": finite_list(x),
+        "f": finite_or_none(f),
+        "grad": finite_list(g),
+        "grad_norm": finite_or_none(norm),
     }

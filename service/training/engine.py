@@ -12,13 +12,13 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from service.spec import JobSpec, resolve_defaults
 from service.training.checkpoints import CheckpointContents, encode_checkpoint, read_checkpoint
 from service.training.datasets import ImageData, load_dataset, preprocess
 from service.training.records import Callbacks, Checkpoint, EpochRecord, FitResult, FitStatus, Progress, StepRecord
 from service.training.run import Run, build_run, checkpoint_meta, restore_run, run_info
 from service.training.runtime import make_runtime, resolve_device
 from service.training.schedules import lr_at
+from service.training.spec import JobSpec, resolve_defaults
 
 PROGRESS_SECONDS = 0.5  # at most this often through on_progress
 # A cross-entropy this large means logits thousands apart: the weights have blown up even if still finite

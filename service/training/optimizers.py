@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from service.errors import InvalidInput
-from service.spec import OptimizerSpec
+from service.training.spec import OptimizerSpec
 
 Rule = Callable[[list[Tensor], list[dict[str, Any]], dict[str, Any]], None]
 

@@ -57,6 +57,14 @@ class EpochRecord:
 
 
 @dataclass(frozen=True)
+class History:
+    """A run's history as stored: loss per logged step and metrics per finished epoch, both in order."""
+
+    steps: list[StepRecord]
+    epochs: list[EpochRecord]
+
+
+@dataclass(frozen=True)
 class Progress:
     """Where the loop is, sent at most a few times a second."""
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from models import get_model_info
 from service.errors import InvalidInput
 
 
@@ -44,11 +45,6 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-# On the CPU, oneDNN's channels_last convolutions pay off for the wide ResNet/DenseNet layers (measured about
-# 1.3-1.5x per training step at 96x96); for LeNet's 6 and 16 channels a quick measurement showed no clear gain.
-CPU_CHANNELS_LAST = frozenset({"resnet18", "densenet"})
-
-
 def make_runtime(device: torch.device, *, compile: bool, architecture: str = "") -> Runtime:
     """The fast path for `device`: bf16 + channels_last on CUDA; float32 (exact, deterministic) on CPU."""
     if device.type == "cuda":
@@ -56,7 +52,7 @@ def make_runtime(device: torch.device, *, compile: bool, architecture: str = "")
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         return Runtime(device, torch.bfloat16, channels_last=True, compiled=compile, sync_every=50)
-    channels_last = architecture in CPU_CHANNELS_LAST
+    channels_last = bool(architecture) and get_model_info(architecture).cpu_channels_last
     return Runtime(device, None, channels_last=channels_last, compiled=compile, sync_every=1)
 
 

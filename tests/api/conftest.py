@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from service.config import Settings
+from service.config import JobLimits, ServingSettings, Settings
 from service.main import create_app
 from service.training.datasets import load_dataset
 from service.worker import run_worker
@@ -41,12 +41,13 @@ def make_client(app) -> TestClient:
 
 
 def make_settings(state_dir: Path, data_dir: Path, **overrides) -> Settings:
-    return Settings(state_dir=state_dir, data_dir=data_dir, events_poll_seconds=0.05, **overrides)
+    serving = ServingSettings(events_poll_seconds=0.05)
+    return Settings(state_dir=state_dir, data_dir=data_dir, serving=serving, **overrides)
 
 
 @pytest.fixture
 def settings(tmp_path: Path, data_dir: Path) -> Settings:
-    return make_settings(tmp_path, data_dir, max_epochs=20, max_batch_size=1024)
+    return make_settings(tmp_path, data_dir, jobs=JobLimits(max_epochs=20, max_batch_size=1024))
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""service.inference and service.plots on their own: decoding, the native-size step, batching, downsampling."""
+"""service.inference on its own: decoding, the native-size step, the model cache, batching."""
 
 import asyncio
 import io
@@ -9,8 +9,9 @@ import torch
 from PIL import Image
 
 from service.errors import InvalidInput, PayloadTooLarge
-from service.inference import DynamicBatcher, ImageLimits, ModelCache, decode_image, pixels_to_tensor, to_native
-from service.plots import StepPoint, downsample_steps, render_history
+from service.inference.batching import DynamicBatcher
+from service.inference.cache import ModelCache
+from service.inference.images import ImageLimits, decode_image, pixels_to_tensor, to_native
 
 LIMITS = ImageLimits(max_images=8, max_pixels=512 * 512)
 
@@ -90,16 +91,3 @@ def test_dynamic_batcher_joins_concurrent_requests_and_keeps_their_order():
     assert batches == 1
     for x, y in zip(inputs, outputs, strict=True):
         torch.testing.assert_close(y, torch.softmax(model(x).detach(), dim=1))
-
-
-def test_downsample_steps_averages_buckets_and_keeps_the_last_step():
-    points = [StepPoint(i, 1, i * 10, float(i)) for i in range(1, 101)]
-    thin = downsample_steps(points, 4)
-    assert [p.step for p in thin] == [25, 50, 75, 100] and thin[0].loss == pytest.approx(13.0)
-    assert downsample_steps(points, None) == points
-
-
-def test_render_history_makes_png_and_svg():
-    steps = [StepPoint(i, 1 + i // 10, i * 256, 1 / i) for i in range(1, 20)]
-    assert render_history(steps, [], title="t", fmt="png").startswith(b"\x89PNG")
-    assert b"<svg" in render_history(steps, [], title="t", fmt="svg")[:500]

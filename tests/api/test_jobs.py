@@ -47,13 +47,13 @@ def test_create_job_rejects_invalid_spec_naming_the_field(client, body, field):
 
 
 def test_create_job_rejects_epochs_above_the_configured_limit(client, settings):
-    response = client.post("/jobs", json={"architecture": "bn_lenet", "epochs": settings.max_epochs + 1})
+    response = client.post("/jobs", json={"architecture": "bn_lenet", "epochs": settings.jobs.max_epochs + 1})
     assert response.status_code == 422
     assert response.json()["detail"].startswith("epochs:") and "max_epochs" in response.json()["detail"]
 
 
 def test_create_job_rejects_batch_size_above_the_configured_limit(client, settings):
-    response = client.post("/jobs", json={"architecture": "bn_lenet", "batch_size": settings.max_batch_size + 1})
+    response = client.post("/jobs", json={"architecture": "bn_lenet", "batch_size": settings.jobs.max_batch_size + 1})
     assert response.status_code == 422
     assert response.json()["detail"].startswith("batch_size:")
 

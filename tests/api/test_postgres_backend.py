@@ -2,7 +2,7 @@
 
 import pytest
 
-from service.config import Settings
+from service.config import ServingSettings, Settings
 from service.main import create_app
 from tests.api.conftest import SMALL_JOB, make_client
 from tests.api.test_events import parse_sse
@@ -14,7 +14,8 @@ pytestmark = pytest.mark.postgres
 @pytest.fixture
 def pg_client(tmp_path, data_dir):
     with fresh_postgres_database(postgres_server_url()) as url:
-        settings = Settings(state_dir=tmp_path, data_dir=data_dir, database_url=url, events_poll_seconds=0.05)
+        serving = ServingSettings(events_poll_seconds=0.05)
+        settings = Settings(state_dir=tmp_path, data_dir=data_dir, database_url=url, serving=serving)
         app = create_app(settings)
         with make_client(app) as client:
             yield client

@@ -169,9 +169,10 @@ def test_bad_top_k_answers_422(trained):
 @pytest.fixture
 def strict(trained_settings: Settings):
     """The trained database behind an app with small predict limits."""
-    settings = trained_settings.model_copy(
+    serving = trained_settings.serving.model_copy(
         update={"predict_max_images": 3, "predict_max_bytes": 20_000, "predict_max_pixels": 100 * 100}
     )
+    settings = trained_settings.model_copy(update={"serving": serving})
     with make_client(create_app(settings)) as client:
         yield client
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db import make_engine, make_session_factory
+from service.storage.db import make_engine, make_session_factory
 from tests.db.databases import BACKENDS, database_copy, empty_database, migrated_template
 
 

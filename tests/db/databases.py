@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
-from service.db import make_engine, upgrade_database
+from service.storage.db import make_engine, upgrade_database
 
 POSTGRES_ENV = "CONVLAB_TEST_POSTGRES_URL"
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]

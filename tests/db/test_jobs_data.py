@@ -7,15 +7,15 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import jobs
-from service.db import make_engine
 from service.errors import Conflict, NotFound
-from service.history import record_checkpoint, record_epoch
-from service.orm import Checkpoint, EpochMetric, Job, JobEvent, JobStatus, LossPoint
-from service.queue import Lease, claim_next_job, finish_job, register_worker, touch_worker
-from service.spec import JobSpec
+from service.storage import jobs
+from service.storage.db import make_engine
+from service.storage.orm import Checkpoint, EpochMetric, Job, JobEvent, JobStatus, LossPoint
 from service.training import Checkpoint as TrainingCheckpoint
 from service.training import EpochRecord, StepRecord
+from service.training.spec import JobSpec
+from service.worker.attempts import record_checkpoint, record_epoch
+from service.worker.leases import Lease, claim_next_job, finish_job, register_worker, touch_worker
 
 SPEC = JobSpec(architecture="bn_lenet", dataset="synthetic", epochs=3, batch_size=32)
 

@@ -9,8 +9,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from service.db import Base, current_revision, downgrade_database, make_engine, upgrade_database
-from service.orm import Job  # noqa: F401  (the tables are registered on Base.metadata)
+from service.storage.db import Base, current_revision, downgrade_database, make_engine, upgrade_database
+from service.storage.orm import Job  # noqa: F401  (the tables are registered on Base.metadata)
 
 TABLES = {"jobs", "job_events", "epoch_metrics", "loss_points", "checkpoints", "workers", "alembic_version"}
 

@@ -14,9 +14,9 @@ from safetensors.torch import load as load_safetensors
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import jobs
-from service.orm import Job, JobEvent, JobStatus
-from service.spec import JobSpec
+from service.storage import jobs
+from service.storage.orm import Job, JobEvent, JobStatus
+from service.training.spec import JobSpec
 
 T = TypeVar("T")
 LEASE_SECONDS = 2.0

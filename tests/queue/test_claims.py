@@ -7,16 +7,16 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import jobs
-from service.db import begin_write
 from service.errors import LeaseLost
-from service.heartbeat import Heartbeat
-from service.history import record_checkpoint, record_epoch, record_progress, record_start, start_attempt
-from service.orm import Checkpoint, EpochMetric, JobStatus, LossPoint
-from service.queue import Lease, claim_next_job, finish_job, renew_lease, requeue_job
-from service.spec import JobSpec
+from service.storage import jobs
+from service.storage.db import begin_write
+from service.storage.orm import Checkpoint, EpochMetric, JobStatus, LossPoint
 from service.training import Checkpoint as TrainingCheckpoint
 from service.training import EpochRecord, RunInfo, StepRecord
+from service.training.spec import JobSpec
+from service.worker.attempts import record_checkpoint, record_epoch, record_progress, record_start, start_attempt
+from service.worker.heartbeat import Heartbeat
+from service.worker.leases import Lease, claim_next_job, finish_job, renew_lease, requeue_job
 from tests.queue.processes import job_state, submit
 
 SPEC = JobSpec(architecture="bn_lenet", dataset="synthetic", epochs=2, batch_size=32)

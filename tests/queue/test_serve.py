@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.orm import JobStatus, Worker
-from service.spec import JobSpec
+from service.storage.orm import JobStatus, Worker
+from service.training.spec import JobSpec
 from tests.queue.processes import WAIT_SECONDS, job_state, submit, wait_for, worker_env
 
 LONG = JobSpec(architecture="bn_lenet", dataset="synthetic", epochs=20, batch_size=32, test_subset=256)

@@ -4,16 +4,20 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.config import Settings
-from service.orm import JobStatus
-from service.spec import JobSpec
+from service.config import QueueSettings, Settings
+from service.storage.orm import JobStatus
+from service.training.spec import JobSpec
 from service.worker import run_worker
 from tests.queue.processes import job_state, status_events, submit
 
 
 def _settings(db_url: str, tmp_path: Path, data_dir: Path) -> Settings:
     return Settings(
-        database_url=db_url, state_dir=tmp_path, data_dir=data_dir, lease_seconds=2, poll_seconds=0.2, device="cpu"
+        database_url=db_url,
+        state_dir=tmp_path,
+        data_dir=data_dir,
+        device="cpu",
+        queue=QueueSettings(lease_seconds=2, poll_seconds=0.2),
     )
 
 

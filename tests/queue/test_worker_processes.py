@@ -6,10 +6,10 @@ from pathlib import Path
 import torch
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import jobs
-from service.db import begin_write
-from service.orm import JobStatus
-from service.spec import JobSpec
+from service.storage import jobs
+from service.storage.db import begin_write
+from service.storage.orm import JobStatus
+from service.training.spec import JobSpec
 from tests.queue.processes import (
     job_state,
     model_tensors,

@@ -9,9 +9,9 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from service.errors import CheckpointError
-from service.spec import JobSpec
 from service.training import fit, load_checkpoint, preprocess
 from service.training.datasets import load_dataset
+from service.training.spec import JobSpec
 from tests.training.recorder import Recorder
 
 

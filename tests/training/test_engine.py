@@ -8,8 +8,8 @@ import pytest
 import torch
 from safetensors.torch import load as st_load
 
-from service.spec import JobSpec, OptimizerSpec, SchedulerSpec
 from service.training import fit, load_checkpoint
+from service.training.spec import JobSpec, OptimizerSpec, SchedulerSpec
 from tests.training.recorder import Recorder, without_timing
 
 # Real data, the book's preset (SGD, lr 1.0, batch 256, Xavier init), one epoch on the first 10,000 examples.

@@ -6,9 +6,9 @@ from pydantic import ValidationError
 from torch import nn
 
 from service.errors import InvalidInput
-from service.spec import OptimizerSpec
 from service.training import ScratchOptimizer, build_optimizer
 from service.training.optimizers import adagrad, sgd
+from service.training.spec import OptimizerSpec
 
 
 def _train(spec: OptimizerSpec, steps: int = 25) -> dict[str, torch.Tensor]:

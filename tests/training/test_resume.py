@@ -7,8 +7,8 @@ import torch
 from safetensors.torch import load as st_load
 
 from service.errors import CheckpointError
-from service.spec import JobSpec, OptimizerSpec, SchedulerSpec
 from service.training import fit
+from service.training.spec import JobSpec, OptimizerSpec, SchedulerSpec
 from tests.training.recorder import Recorder, without_timing
 
 

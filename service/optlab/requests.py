@@ -1,6 +1,4 @@
-"""Wire types of the optimization-lab endpoints (the optimizer config itself lives in service.optlab)."""
-
-from typing import Literal
+"""What the lab is asked: one request model per entry point (also the HTTP bodies of its routes)."""
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -98,6 +96,3 @@ class LinregRequest(_OneOrMany):
     batch_size: int = Field(10, ge=1, le=1500)
     epochs: int = Field(2, ge=1, le=10_000)
     seed: int = Field(0, ge=0, le=2**63 - 1)
-
-
-ImageFormatQuery = Literal["png", "svg"]

@@ -1,12 +1,13 @@
-"""Wire types of the HTTP API: what clients send and receive (the ORM lives in service/orm.py)."""
+"""Wire types of the HTTP API: what clients send and receive (the ORM lives in service/storage/orm.py)."""
 
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.orm import JobStatus
-from service.spec import JobSpec
+from service.storage.orm import JobStatus
+from service.training.records import EpochRecord, StepRecord
+from service.training.spec import JobSpec
 
 
 class ErrorResponse(BaseModel):
@@ -119,34 +120,12 @@ class JobPage(BaseModel):
     offset: int
 
 
-class StepRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    step: int
-    epoch: int
-    examples_seen: int
-    loss: float
-
-
-class EpochRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    epoch: int
-    train_loss: float
-    train_acc: float
-    test_loss: float
-    test_acc: float
-    lr: float
-    seconds: float
-    images_per_sec: float
-
-
 class HistoryRead(BaseModel):
     """Training loss per logged step (downsampled on request) and metrics per finished epoch."""
 
     job_id: int
-    steps: list[StepRead]
-    epochs: list[EpochRead]
+    steps: list[StepRecord]
+    epochs: list[EpochRecord]
     total_steps_recorded: int = Field(description="Step points stored, before any downsampling.")
 
 
@@ -160,35 +139,8 @@ class CheckpointRead(BaseModel):
     size: int = Field(description="Bytes of the safetensors file.")
     format: str = "safetensors"
     created_at: datetime
-    metrics: dict[str, Any] | None = Field(None, description="The epoch's metrics; null mid-epoch.")
+    metrics: EpochRecord | None = Field(None, description="The epoch's metrics; null mid-epoch.")
     best: bool = Field(False, description="The checkpoint predictions use by default (best test accuracy).")
-
-
-# A 1x1 black gray PNG, base64-encoded: the smallest valid example image.
-ONE_PIXEL_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg=="
-
-
-class PredictRequest(BaseModel):
-    """Images as base64 PNG/JPEG strings, or as pixel arrays (rows of 0..255); exactly one of the two."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "images": [
-                        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg=="
-                    ]
-                },
-                {"pixels": [[[0] * 28] * 28]},
-            ]
-        },
-    )
-
-    images: list[str] | None = Field(None, description="Base64-encoded PNG or JPEG files (data: URLs allowed).")
-    pixels: list[list[list[float]]] | None = Field(
-        None, description="Gray images as [H][W] arrays of numbers 0..255, e.g. 28x28 for Fashion-MNIST."
-    )
 
 
 class ClassScore(BaseModel):

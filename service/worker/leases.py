@@ -13,10 +13,10 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from service.db import begin_write, utcnow
 from service.errors import LeaseLost
-from service.jobs import add_status_event
-from service.orm import Job, JobStatus, Worker
+from service.storage.db import begin_write, utcnow
+from service.storage.jobs import add_status_event
+from service.storage.orm import Job, JobStatus, Worker
 
 
 @dataclass(frozen=True)

@@ -4,21 +4,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, undefer
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session, sessionmaker, undefer
 
-from service.db import utcnow
 from service.errors import Conflict, NotFound
-from service.orm import Checkpoint, EpochMetric, Job, JobEvent, JobStatus, LossPoint, Worker
-from service.spec import JobSpec, resolve_defaults
-
-
-@dataclass(frozen=True)
-class History:
-    """A job's training history: loss per logged step and metrics per finished epoch, both in order."""
-
-    steps: list[LossPoint]
-    epochs: list[EpochMetric]
+from service.storage.db import begin_write, utcnow
+from service.storage.orm import Checkpoint, EpochMetric, Job, JobEvent, JobStatus, LossPoint, Worker
+from service.training.records import History
+from service.training.spec import JobSpec, resolve_defaults
 
 
 def add_event(session: Session, job: Job, *, kind: str, payload: dict[str, Any]) -> JobEvent:
@@ -88,6 +81,18 @@ def request_cancel(session: Session, job: Job) -> Job:
     return job
 
 
+def cancel_job(session: Session, job_id: int) -> Job:
+    """Cancel job `job_id` (see `request_cancel`) in a transaction that holds the write lock from the start."""
+    begin_write(session)  # read-then-write: take SQLite's write lock first (docs/operations.md)
+    return request_cancel(session, get_job(session, job_id))
+
+
+def remove_job(session: Session, job_id: int) -> None:
+    """Delete finished job `job_id` (see `delete_job`) in a transaction that holds the write lock from the start."""
+    begin_write(session)
+    delete_job(session, get_job(session, job_id))
+
+
 def delete_job(session: Session, job: Job) -> None:
     """Delete a finished job with its events, history and checkpoints; Conflict if it has not finished."""
     if not job.status.finished:
@@ -102,11 +107,48 @@ def list_events(session: Session, job_id: int, *, after_id: int = 0, limit: int 
     return list(session.scalars(query.limit(limit)))
 
 
-def get_history(session: Session, job_id: int) -> History:
-    """The loss points and epoch metrics of a job, in step and epoch order."""
+@dataclass(frozen=True)
+class Poll:
+    """What a live follower of a job sees at one moment."""
+
+    events: list[tuple[int, str, dict[str, Any]]]  # (id, kind, payload), oldest first
+    job: dict[str, Any] | None  # the job's status and progress; None once it was deleted
+    finished: bool
+
+
+PROGRESS_FIELDS = ("status", "attempt", "epoch", "total_epochs", "step", "total_steps", "images_per_sec", "eta_seconds")
+
+
+def poll_job(factory: sessionmaker[Session], job_id: int, *, after_id: int, limit: int) -> Poll:
+    """Read, in one short transaction, the job's progress and up to `limit` of its events after `after_id`."""
+    with factory() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            return Poll([], None, True)
+        events = list_events(session, job_id, after_id=after_id, limit=limit)
+        progress = {k: getattr(job, k) for k in PROGRESS_FIELDS} | {"status": job.status.value}
+        drained = len(events) < limit
+        return Poll([(e.id, e.kind, e.payload) for e in events], progress, job.status.finished and drained)
+
+
+@dataclass(frozen=True)
+class StoredHistory:
+    """A job's history rows in step and epoch order, each with the attempt that wrote it."""
+
+    steps: list[LossPoint]
+    epochs: list[EpochMetric]
+
+    def records(self) -> History:
+        """The same history as the training engine's records (what the API and the plots use)."""
+        return History(steps=[p.to_record() for p in self.steps], epochs=[e.to_record() for e in self.epochs])
+
+
+def get_history(session: Session, job_id: int) -> StoredHistory:
+    """The loss points and epoch metrics of a job, in step and epoch order; NotFound if there is no such job."""
+    get_job(session, job_id)
     steps = session.scalars(select(LossPoint).where(LossPoint.job_id == job_id).order_by(LossPoint.step))
     epochs = session.scalars(select(EpochMetric).where(EpochMetric.job_id == job_id).order_by(EpochMetric.epoch))
-    return History(steps=list(steps), epochs=list(epochs))
+    return StoredHistory(steps=list(steps), epochs=list(epochs))
 
 
 def list_checkpoints(session: Session, job_id: int) -> list[Checkpoint]:
@@ -114,23 +156,44 @@ def list_checkpoints(session: Session, job_id: int) -> list[Checkpoint]:
     return list(session.scalars(select(Checkpoint).where(Checkpoint.job_id == job_id).order_by(Checkpoint.step)))
 
 
+def kept_checkpoints(session: Session, job_id: int) -> tuple[list[Checkpoint], int | None]:
+    """The checkpoints kept for a job (see `list_checkpoints`) and the best one's id; NotFound if no such job."""
+    get_job(session, job_id)
+    kept = list_checkpoints(session, job_id)
+    return kept, best_checkpoint_id(kept)
+
+
 def get_checkpoint(session: Session, job_id: int, *, epoch: int | None = None) -> Checkpoint:
-    """A checkpoint with its bytes: the one ending `epoch`, or the best (highest test accuracy) if None.
+    """A checkpoint with its bytes, chosen by `select_checkpoint`; NotFound if there is no such job."""
+    get_job(session, job_id)
+    chosen = select_checkpoint(list_checkpoints(session, job_id), job_id, epoch)
+    query = select(Checkpoint).options(undefer(Checkpoint.data)).where(Checkpoint.id == chosen.id)
+    return session.scalars(query).one()
+
+
+def select_checkpoint(kept: list[Checkpoint], job_id: int, epoch: int | None) -> Checkpoint:
+    """The best checkpoint (epoch None), or the one that ended `epoch`, from `kept` in step order.
 
     Conflict if the job has no checkpoint yet, NotFound if none was kept for `epoch`.
     """
-    query = select(Checkpoint).options(undefer(Checkpoint.data)).where(Checkpoint.job_id == job_id)
-    if epoch is not None:
-        # The lowest step is the end-of-epoch snapshot, not one taken when a run stopped mid-way through the
-        # next epoch. (`metrics IS NULL` cannot tell them apart: the JSON column stores None as 'null'.)
-        found = session.scalars(query.where(Checkpoint.epoch == epoch).order_by(Checkpoint.step)).first()
-        if found is None:
-            raise NotFound(f"job {job_id} has no checkpoint for epoch {epoch}")
-        return found
-    best_id = best_checkpoint_id(list_checkpoints(session, job_id))
-    if best_id is None:
-        raise Conflict(f"job {job_id} has no checkpoint yet")
-    return session.scalars(query.where(Checkpoint.id == best_id)).one()
+    if epoch is None:
+        best = best_checkpoint_id(kept)
+        if best is None:
+            raise Conflict(f"job {job_id} has no checkpoint yet; wait for its first epoch to finish")
+        return next(c for c in kept if c.id == best)
+    # The lowest step is the end-of-epoch snapshot, not one taken when a run stopped mid-way through the
+    # next epoch. (`metrics IS NULL` cannot tell them apart in SQL: the JSON column stores None as 'null'.)
+    at_epoch = [c for c in kept if c.epoch == epoch]
+    if not at_epoch:
+        raise NotFound(f"job {job_id} kept no checkpoint for epoch {epoch}")
+    return at_epoch[0]
+
+
+def read_checkpoint_data(factory: sessionmaker[Session], checkpoint_id: int) -> bytes | None:
+    """The safetensors bytes of one checkpoint, read in a session of its own; None if it is gone."""
+    with factory() as session:
+        row = session.get(Checkpoint, checkpoint_id)
+        return row.data if row is not None else None
 
 
 def best_checkpoint_id(checkpoints: list[Checkpoint]) -> int | None:
@@ -140,6 +203,11 @@ def best_checkpoint_id(checkpoints: list[Checkpoint]) -> int | None:
     scored = [c for c in checkpoints if c.test_acc is not None]
     pool = scored or checkpoints
     return max(pool, key=lambda c: (c.test_acc or 0.0, c.step)).id
+
+
+def ping(session: Session) -> None:
+    """Ask the database a trivial query; the driver's error propagates if it cannot answer."""
+    session.execute(text("SELECT 1"))
 
 
 def recent_workers(session: Session, *, within_seconds: float) -> list[Worker]:

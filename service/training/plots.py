@@ -1,31 +1,15 @@
-"""A job's history as data for clients and as loss/accuracy figures (matplotlib, no pyplot, no display)."""
+"""A training history thinned for clients and drawn as loss/accuracy figures (matplotlib, no pyplot, no display)."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from io import BytesIO
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-
-@dataclass(frozen=True)
-class StepPoint:
-    step: int
-    epoch: int
-    examples_seen: int
-    loss: float
+from service.training.records import EpochRecord, StepRecord
 
 
-@dataclass(frozen=True)
-class EpochPoint:
-    epoch: int
-    train_loss: float
-    train_acc: float
-    test_loss: float
-    test_acc: float
-
-
-def downsample_steps(points: Sequence[StepPoint], max_points: int | None) -> list[StepPoint]:
+def downsample_steps(points: Sequence[StepRecord], max_points: int | None) -> list[StepRecord]:
     """At most `max_points` points: consecutive buckets averaged (loss), keeping each bucket's last position."""
     if max_points is None or len(points) <= max_points:
         return list(points)
@@ -35,11 +19,11 @@ def downsample_steps(points: Sequence[StepPoint], max_points: int | None) -> lis
         bucket = points[b * n // max_points : (b + 1) * n // max_points]
         last = bucket[-1]
         loss = sum(p.loss for p in bucket) / len(bucket)
-        out.append(StepPoint(last.step, last.epoch, last.examples_seen, loss))
+        out.append(StepRecord(last.step, last.epoch, last.examples_seen, loss))
     return out
 
 
-def _draw(fig: Figure, steps: Sequence[StepPoint], epochs: Sequence[EpochPoint], title: str) -> None:
+def _draw(fig: Figure, steps: Sequence[StepRecord], epochs: Sequence[EpochRecord], title: str) -> None:
     loss_ax, acc_ax = fig.subplots(1, 2)
     if steps:
         per_epoch = max(p.step for p in steps) / max(max(p.epoch for p in steps), 1)
@@ -67,7 +51,9 @@ def _draw(fig: Figure, steps: Sequence[StepPoint], epochs: Sequence[EpochPoint],
     fig.suptitle(title)
 
 
-def render_history(steps: Sequence[StepPoint], epochs: Sequence[EpochPoint], *, title: str, fmt: str = "png") -> bytes:
+def render_history(
+    steps: Sequence[StepRecord], epochs: Sequence[EpochRecord], *, title: str, fmt: str = "png"
+) -> bytes:
     """The loss and accuracy curves as PNG or SVG bytes."""
     fig = Figure(figsize=(10, 4), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)

@@ -6,10 +6,10 @@ import time
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import __version__
-from service.heartbeat import Heartbeat
-from service.history import record_checkpoint, record_epoch, record_progress, record_start
-from service.queue import Lease
 from service.training import Callbacks, Checkpoint, EpochRecord, Progress, RunInfo, StepRecord
+from service.worker.attempts import record_checkpoint, record_epoch, record_progress, record_start
+from service.worker.heartbeat import Heartbeat
+from service.worker.leases import Lease
 
 PROGRESS_WRITE_SECONDS = 0.5  # at most this often to the database
 

@@ -8,7 +8,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.errors import LeaseLost
-from service.queue import Lease, renew_lease, touch_worker
+from service.worker.leases import Lease, renew_lease, touch_worker
 
 log = logging.getLogger(__name__)
 

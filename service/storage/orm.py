@@ -1,8 +1,12 @@
-"""The ORM: jobs, their events, training history, checkpoints, and the workers that run them."""
+"""The ORM: jobs, their events, training history, checkpoints, and the workers that run them.
+
+History rows convert to and from the training engine's records here, the one place the two meet.
+"""
 
 import enum
+from dataclasses import asdict, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar, Generic, Self, TypeVar, cast
 
 from sqlalchemy import (
     JSON,
@@ -20,7 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base, UTCDateTime, utcnow
+from service.storage.db import Base, UTCDateTime, utcnow
+from service.training.records import EpochRecord, StepRecord
 
 # BIGINT on PostgreSQL, but INTEGER on SQLite so that it is the rowid (autoincrement).
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -44,6 +49,25 @@ class JobStatus(enum.StrEnum):
 
 def _fk(target: str) -> Any:
     return ForeignKey(target, ondelete="CASCADE")
+
+
+R = TypeVar("R", EpochRecord, StepRecord)
+
+
+class HistoryRow(Generic[R]):
+    """A history table whose columns repeat one training record's fields, plus the job and the attempt."""
+
+    record_type: ClassVar[type[Any]]
+
+    @classmethod
+    def from_record(cls, record: R, *, job_id: int, attempt: int) -> Self:
+        """The row storing `record` for an attempt of a job."""
+        return cls(**{"job_id": job_id, "attempt": attempt, **asdict(record)})
+
+    def to_record(self) -> R:
+        """The stored row as the training engine's record."""
+        values = {f.name: getattr(self, f.name) for f in fields(self.record_type)}
+        return cast(R, self.record_type(**values))
 
 
 class Job(Base):
@@ -111,10 +135,11 @@ class JobEvent(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class EpochMetric(Base):
+class EpochMetric(HistoryRow[EpochRecord], Base):
     """The metrics of one finished epoch of a job (one row per epoch)."""
 
     __tablename__ = "epoch_metrics"
+    record_type = EpochRecord
     __table_args__ = (UniqueConstraint("job_id", "epoch"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -131,10 +156,11 @@ class EpochMetric(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class LossPoint(Base):
+class LossPoint(HistoryRow[StepRecord], Base):
     """The training loss at one global step (1-based)."""
 
     __tablename__ = "loss_points"
+    record_type = StepRecord
     __table_args__ = (UniqueConstraint("job_id", "step"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -18,15 +18,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
-from service.db import make_engine, make_session_factory
 from service.errors import LeaseLost
-from service.heartbeat import Heartbeat
-from service.history import result_summary, start_attempt
-from service.orm import Job, JobStatus
-from service.queue import Lease, claim_next_job, finish_job, register_worker, requeue_job, touch_worker
-from service.recorder import JobRecorder
-from service.spec import JobSpec, resolve_defaults
+from service.storage.db import make_engine, make_session_factory
+from service.storage.orm import Job, JobStatus
 from service.training import FitResult, fit
+from service.training.spec import JobSpec, resolve_defaults
+from service.worker.attempts import result_summary, start_attempt
+from service.worker.heartbeat import Heartbeat
+from service.worker.leases import Lease, claim_next_job, finish_job, register_worker, requeue_job, touch_worker
+from service.worker.recorder import JobRecorder
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +69,14 @@ class JobWorker:
                 claimed = self.run_next()
             except SQLAlchemyError:
                 log.exception("worker %s: database error; retrying", self.worker_id)
-                self.shutdown.wait(self.settings.poll_seconds)
+                self.shutdown.wait(self.settings.queue.poll_seconds)
                 continue
             if claimed:
                 done += 1
             elif burst:
                 break
             else:
-                self.shutdown.wait(self.settings.poll_seconds)
+                self.shutdown.wait(self.settings.queue.poll_seconds)
         log.info("worker %s stopping after %d job(s)", self.worker_id, done)
         return done
 
@@ -86,8 +86,8 @@ class JobWorker:
             claimed = claim_next_job(
                 session,
                 worker_id=self.worker_id,
-                lease_seconds=self.settings.lease_seconds,
-                max_lost_leases=self.settings.max_lost_leases,
+                lease_seconds=self.settings.queue.lease_seconds,
+                max_lost_leases=self.settings.queue.max_lost_leases,
             )
             touch_worker(session, self.worker_id, current_job_id=claimed[1].job_id if claimed else None)
             session.commit()
@@ -102,7 +102,7 @@ class JobWorker:
         except SQLAlchemyError:
             # The database failed us mid-job: the lease runs out and a worker resumes from the last checkpoint.
             log.exception("job %s: database error; abandoning the attempt", lease.job_id)
-            self.shutdown.wait(self.settings.poll_seconds)
+            self.shutdown.wait(self.settings.queue.poll_seconds)
         return True
 
     def run_job(self, job: Job, lease: Lease) -> None:
@@ -121,15 +121,15 @@ class JobWorker:
 
     def _train(self, spec: JobSpec, lease: Lease, resume_from: bytes | None) -> tuple[FitResult, str | None]:
         """Run `fit()` with the recorder while a heartbeat holds the lease; return the result and stop reason."""
-        lease_seconds = self.settings.lease_seconds
-        interval = min(lease_seconds / 3, self.settings.poll_seconds)
+        lease_seconds = self.settings.queue.lease_seconds
+        interval = min(lease_seconds / 3, self.settings.queue.poll_seconds)
         with Heartbeat(self.session_factory, lease, lease_seconds=lease_seconds, interval=interval) as heartbeat:
             recorder = JobRecorder(
                 self.session_factory,
                 lease,
                 heartbeat=heartbeat,
                 shutdown=self.shutdown,
-                keep_checkpoints=self.settings.keep_checkpoints,
+                keep_checkpoints=self.settings.queue.keep_checkpoints,
                 batch_size=spec.batch_size or 1,
             )
             result = fit(

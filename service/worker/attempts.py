@@ -1,6 +1,6 @@
 """What a worker records for the attempt it holds: run facts, progress, epochs, loss points and checkpoints.
 
-Each function opens a fenced write transaction (`queue.begin_fenced`): if the attempt lost its lease, it
+Each function opens a fenced write transaction (`leases.begin_fenced`): if the attempt lost its lease, it
 raises `LeaseLost` before writing anything. The caller commits.
 """
 
@@ -12,11 +12,11 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, undefer
 
-from service.jobs import add_event, best_checkpoint_id, list_checkpoints
-from service.orm import Checkpoint, EpochMetric, Job, LossPoint
-from service.queue import Lease, begin_fenced
+from service.storage.jobs import add_event, best_checkpoint_id, list_checkpoints
+from service.storage.orm import Checkpoint, EpochMetric, Job, LossPoint
 from service.training import Checkpoint as TrainingCheckpoint
 from service.training import EpochRecord, RunInfo, StepRecord
+from service.worker.leases import Lease, begin_fenced
 
 CHECKPOINT_FORMAT = "safetensors"
 
@@ -77,7 +77,7 @@ def record_epoch(session: Session, lease: Lease, *, record: EpochRecord, points:
     """Store a finished epoch's metrics (one row per epoch) with an event, and buffered loss points."""
     begin_fenced(session, lease, epoch=record.epoch, images_per_sec=record.images_per_sec)
     _add_points(session, lease, points)
-    session.add(EpochMetric(job_id=lease.job_id, attempt=lease.attempt, **asdict(record)))
+    session.add(EpochMetric.from_record(record, job_id=lease.job_id, attempt=lease.attempt))
     job = session.get_one(Job, lease.job_id)
     add_event(session, job, kind="epoch", payload=asdict(record))
     session.flush()
@@ -128,4 +128,4 @@ def result_summary(final: EpochRecord | None, best: EpochRecord | None, *, epoch
 
 
 def _add_points(session: Session, lease: Lease, points: Sequence[StepRecord]) -> None:
-    session.add_all(LossPoint(job_id=lease.job_id, attempt=lease.attempt, **asdict(p)) for p in points)
+    session.add_all(LossPoint.from_record(p, job_id=lease.job_id, attempt=lease.attempt) for p in points)

@@ -1,4 +1,7 @@
-"""Dependencies of the HTTP handlers: settings, database sessions, loaded jobs, the model cache."""
+"""Dependencies of the HTTP handlers: settings, database sessions, loaded jobs, the prediction service.
+
+The only reader of `app.state`, which the lifespan in service/main.py fills.
+"""
 
 from collections.abc import Iterator
 from typing import Annotated
@@ -6,10 +9,10 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import jobs
 from service.config import Settings
-from service.inference import ModelCache
-from service.orm import Job
+from service.inference import Predictor
+from service.storage import jobs
+from service.storage.orm import Job
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -30,16 +33,16 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def get_model_cache(request: Request) -> ModelCache:
-    """The LRU cache of loaded checkpoints created by the lifespan."""
-    cache: ModelCache = request.app.state.model_cache
-    return cache
+def get_predictor(request: Request) -> Predictor:
+    """The prediction service (model cache, batchers) created by the lifespan."""
+    predictor: Predictor = request.app.state.predictor
+    return predictor
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
-ModelCacheDep = Annotated[ModelCache, Depends(get_model_cache)]
+PredictorDep = Annotated[Predictor, Depends(get_predictor)]
 # Ids are 64-bit and epochs 32-bit columns: larger numbers in a URL would overflow the driver (a 500), not 404.
 MAX_ID = 2**63 - 1
 MAX_EPOCH = 2**31 - 1

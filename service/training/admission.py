@@ -1,12 +1,13 @@
-"""Checks on a job spec that need the server's configuration: limits, dataset files, input size."""
+"""Admission of a job spec: the checks that need the server's configuration (limits, dataset files, input size)."""
 
 from functools import lru_cache
+from pathlib import Path
 
 from models import build_model, summarize
-from service.config import Settings
+from service.config import JobLimits
 from service.errors import DatasetUnavailable, InvalidInput
-from service.spec import JobSpec, resolve_defaults
 from service.training.datasets import check_dataset_available, get_dataset_info
+from service.training.spec import JobSpec, resolve_defaults
 
 
 @lru_cache(maxsize=128)
@@ -18,18 +19,18 @@ def _input_fits(architecture: str, size: int, in_channels: int) -> str | None:
     return None
 
 
-def check_job_limits(spec: JobSpec, settings: Settings) -> None:
+def check_job_limits(spec: JobSpec, limits: JobLimits, *, data_dir: Path, allow_download: bool) -> None:
     """InvalidInput naming the field when the spec exceeds a configured limit or cannot run here."""
     resolved = resolve_defaults(spec)
     assert resolved.epochs is not None and resolved.batch_size is not None and resolved.resize is not None
-    if resolved.epochs > settings.max_epochs:
-        raise InvalidInput(f"epochs: {resolved.epochs} is above the limit of {settings.max_epochs} (max_epochs)")
-    if resolved.batch_size > settings.max_batch_size:
+    if resolved.epochs > limits.max_epochs:
+        raise InvalidInput(f"epochs: {resolved.epochs} is above the limit of {limits.max_epochs} (max_epochs)")
+    if resolved.batch_size > limits.max_batch_size:
         raise InvalidInput(
-            f"batch_size: {resolved.batch_size} is above the limit of {settings.max_batch_size} (max_batch_size)"
+            f"batch_size: {resolved.batch_size} is above the limit of {limits.max_batch_size} (max_batch_size)"
         )
     try:
-        check_dataset_available(spec.dataset, settings.data_dir, settings.allow_download)
+        check_dataset_available(spec.dataset, data_dir, allow_download)
     except DatasetUnavailable as exc:
         raise DatasetUnavailable(f"dataset: {exc.detail}") from None
     in_channels = get_dataset_info(spec.dataset).in_channels

@@ -1,0 +1,112 @@
+"""Dynamic batching: concurrent predict requests for one model share forward passes, off the event loop."""
+
+import asyncio
+from collections.abc import Hashable
+
+import torch
+from anyio import CapacityLimiter, to_thread
+
+
+def forward(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """Class probabilities [N, K] for a preprocessed batch, under inference mode."""
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        logits = model(batch.to(device))
+        return torch.softmax(logits.float(), dim=1).cpu()
+
+
+class DynamicBatcher:
+    """Joins concurrent predict requests for one model into shared forward passes (off the event loop).
+
+    A request waits at most `max_delay_s` for others to join, and a batch holds up to `max_batch` images;
+    requests that arrive while a forward pass runs form the next batch, so batches grow with the load.
+    """
+
+    def __init__(self, *, max_batch: int, max_delay_s: float, limiter: CapacityLimiter | None = None) -> None:
+        self.max_batch = max_batch
+        self.max_delay_s = max_delay_s
+        self.limiter = limiter
+        self._queue: asyncio.Queue[tuple[torch.nn.Module, torch.Tensor, asyncio.Future[torch.Tensor]]]
+        self._queue = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+
+    @property
+    def busy(self) -> bool:
+        """Whether requests are waiting or a batch is in flight."""
+        return not self._queue.empty() or (self._task is not None and not self._task.done())
+
+    async def submit(self, model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
+        """Class probabilities for `batch`, computed alone or together with other waiting requests."""
+        if self.max_batch <= 1:
+            return await to_thread.run_sync(forward, model, batch, limiter=self.limiter)
+        future: asyncio.Future[torch.Tensor] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((model, batch, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain())
+        return await future
+
+    async def _gather(self) -> list[tuple[torch.nn.Module, torch.Tensor, asyncio.Future[torch.Tensor]]]:
+        items = [self._queue.get_nowait()]
+        count = items[0][1].shape[0]
+        deadline = asyncio.get_running_loop().time() + self.max_delay_s
+        while count < self.max_batch:
+            remaining = deadline - asyncio.get_running_loop().time()
+            try:
+                item = (
+                    self._queue.get_nowait() if remaining <= 0 else await asyncio.wait_for(self._queue.get(), remaining)
+                )
+            except (asyncio.QueueEmpty, TimeoutError):
+                break
+            items.append(item)
+            count += item[1].shape[0]
+        return items
+
+    async def _drain(self) -> None:
+        while not self._queue.empty():
+            items = await self._gather()
+            model = items[0][0]
+            try:
+                batch = torch.cat([x for _, x, _ in items])
+                probs = await to_thread.run_sync(forward, model, batch, limiter=self.limiter)
+            except Exception as exc:  # hand the failure to every waiting request
+                for _, _, future in items:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            self.batches += 1
+            for part, (_, _, future) in zip(torch.split(probs, [x.shape[0] for _, x, _ in items]), items, strict=True):
+                if not future.done():
+                    future.set_result(part)
+
+    async def aclose(self) -> None:
+        """Wait for the batches in flight."""
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+class BatcherPool:
+    """One DynamicBatcher per loaded model (cache key); idle batchers are dropped when the pool grows."""
+
+    def __init__(
+        self, *, max_batch: int, max_delay_s: float, limiter: CapacityLimiter | None = None, max_idle: int = 64
+    ) -> None:
+        self.max_batch = max_batch
+        self.max_delay_s = max_delay_s
+        self.limiter = limiter
+        self.max_idle = max_idle
+        self._batchers: dict[Hashable, DynamicBatcher] = {}
+
+    def get(self, key: Hashable) -> DynamicBatcher:
+        """The batcher for `key`, created on first use."""
+        if key not in self._batchers:
+            if len(self._batchers) >= self.max_idle:
+                self._batchers = {k: b for k, b in self._batchers.items() if b.busy}  # aclose waits for the rest
+            self._batchers[key] = DynamicBatcher(
+                max_batch=self.max_batch, max_delay_s=self.max_delay_s, limiter=self.limiter
+            )
+        return self._batchers[key]
+
+    async def aclose(self) -> None:
+        """Wait for every batch in flight."""
+        await asyncio.gather(*(b.aclose() for b in self._batchers.values()))

@@ -1,0 +1,112 @@
+"""The prediction service: which checkpoint a request means, the loaded model, the input batch, the forward pass."""
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from anyio import CapacityLimiter, to_thread
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.config import ServingSettings
+from service.errors import Conflict
+from service.inference.batching import BatcherPool
+from service.inference.cache import ModelCache
+from service.inference.images import ImageLimits, prepare_batch
+from service.inference.inputs import RawInputs, decode_all, parse_json_inputs
+from service.storage import jobs
+from service.training.checkpoints import LoadedCheckpoint
+from service.training.runtime import resolve_device
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Which checkpoint a request uses: its model-cache key (job id, checkpoint id, sha256) and epoch."""
+
+    key: tuple[int, int, str]
+    epoch: int
+
+
+@dataclass(frozen=True)
+class Prediction:
+    class_index: int
+    label: str
+    probability: float
+    top_k: list[tuple[int, str, float]]
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """One prediction per input image, in order, and the checkpoint that made them."""
+
+    job_id: int
+    checkpoint_epoch: int
+    checkpoint_sha256: str
+    items: list[Prediction]
+
+
+def to_predictions(probs: torch.Tensor, class_names: Sequence[str], top_k: int) -> list[Prediction]:
+    """The most likely class and the `top_k` best, per row of `probs`."""
+    k = min(top_k, probs.shape[1])
+    values, indices = probs.topk(k, dim=1)
+    out = []
+    for row_v, row_i in zip(values.tolist(), indices.tolist(), strict=True):
+        ranked = [(i, class_names[i], p) for i, p in zip(row_i, row_v, strict=True)]
+        out.append(Prediction(ranked[0][0], ranked[0][1], ranked[0][2], ranked))
+    return out
+
+
+class Predictor:
+    """Serves trained jobs: built once by the app's lifespan, shared by every predict request."""
+
+    def __init__(self, session_factory: sessionmaker[Session], settings: ServingSettings, *, device: str) -> None:
+        self.session_factory = session_factory
+        self.device = device
+        self.limits = ImageLimits(max_images=settings.predict_max_images, max_pixels=settings.predict_max_pixels)
+        self.cache = ModelCache(settings.model_cache_size)
+        # Few threads do CPU work for predictions at a time: with dozens, they and the event loop fight for
+        # the GIL and tail latency explodes. Waiting requests queue cheaply on the event loop instead.
+        self.limiter = CapacityLimiter(settings.predict_threads or max(2, os.cpu_count() or 2))
+        self.batchers = BatcherPool(
+            max_batch=settings.predict_batch_max_size,
+            max_delay_s=settings.predict_batch_max_delay_ms / 1000,
+            limiter=self.limiter,
+        )
+
+    async def predict(self, job_id: int, raw: RawInputs | bytes, *, epoch: int | None, top_k: int) -> Predictions:
+        """Classify the images of `raw` (JSON bytes are parsed off the event loop) with the job's checkpoint."""
+        choice, loaded, batch = await to_thread.run_sync(self._prepare, job_id, epoch, raw, limiter=self.limiter)
+        probs = await self.batchers.get(choice.key).submit(loaded.model, batch)
+        return Predictions(job_id, choice.epoch, choice.key[2], to_predictions(probs, loaded.class_names, top_k))
+
+    async def aclose(self) -> None:
+        """Wait for the batches in flight."""
+        await self.batchers.aclose()
+
+    def choose(self, job_id: int, epoch: int | None) -> Choice:
+        """The checkpoint for (job, epoch), looked up in the database at most once per second per pair."""
+        remembered = self.cache.recall((job_id, epoch))
+        if isinstance(remembered, Choice):
+            return remembered
+        with self.session_factory() as session:
+            jobs.get_job(session, job_id)
+            chosen = jobs.select_checkpoint(jobs.list_checkpoints(session, job_id), job_id, epoch)
+            choice = Choice((job_id, chosen.id, chosen.sha256), chosen.epoch)
+        self.cache.remember((job_id, epoch), choice)
+        return choice
+
+    def _read(self, choice: Choice) -> bytes:
+        data = jobs.read_checkpoint_data(self.session_factory, choice.key[1])
+        if data is None:
+            raise Conflict(f"checkpoint of epoch {choice.epoch} was just replaced; retry the request")
+        return data
+
+    def _prepare(
+        self, job_id: int, epoch: int | None, raw: RawInputs | bytes
+    ) -> tuple[Choice, LoadedCheckpoint, torch.Tensor]:
+        """Everything before the forward pass, in one trip to a worker thread: checkpoint, model, input batch."""
+        choice = self.choose(job_id, epoch)
+        loaded = self.cache.get(choice.key, lambda: self._read(choice), resolve_device(self.device))
+        parsed = parse_json_inputs(raw, self.limits) if isinstance(raw, bytes) else raw
+        images = decode_all(parsed, in_channels=loaded.in_channels, limits=self.limits)
+        return choice, loaded, prepare_batch(loaded, images)
