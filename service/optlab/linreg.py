@@ -8,8 +8,9 @@ Computed in float64 so the loss can be compared with the exact least-squares opt
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -119,7 +120,7 @@ def _record(seen: int, features: torch.Tensor, labels: torch.Tensor, w: torch.Te
     return {"examples": seen, "epoch": seen / len(features), "loss": loss if math.isfinite(loss) else None}
 
 
-def _updater(config: OptimizerConfig, params: list[torch.Tensor]) -> Any:
+def _updater(config: OptimizerConfig, params: list[torch.Tensor]) -> Callable[[], object]:
     """A no-argument callable applying one update to `params` from their .grad."""
     if config.name.startswith("torch:"):
         return build_torch_optimizer(config, params).step
