@@ -37,9 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import RESULTS_DIR, Spread, machine_info, print_table, write_json
 from models import get_model_info
+from service.records import EpochRecord
 from service.training.datasets import load_dataset
 from service.training.engine import train_epoch
-from service.training.records import Callbacks, EpochRecord
+from service.training.records import Callbacks
 from service.training.run import Run, build_run, init_model
 from service.training.runtime import make_runtime, resolve_device
 from service.training.spec import JobSpec, resolve_defaults

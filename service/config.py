@@ -11,7 +11,8 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-FLAT = SettingsConfigDict(env_prefix="CONVLAB_", extra="ignore")
+# Unknown keywords are refused: a misspelt (or pre-grouping, flat) field name must not be silently ignored.
+FLAT = SettingsConfigDict(env_prefix="CONVLAB_", extra="forbid")
 
 
 class Group(BaseSettings):
@@ -61,7 +62,7 @@ class ServingSettings(Group):
 class LabSettings(Group):
     """Optimization-lab bounds on one request (each violation answers 422)."""
 
-    model_config = SettingsConfigDict(env_prefix="CONVLAB_OPTLAB_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CONVLAB_OPTLAB_", extra="forbid")
 
     max_expression_length: int = Field(500, ge=1, description="Longest objective expression.")
     max_depth: int = Field(40, ge=1, description="Deepest nesting of an expression.")

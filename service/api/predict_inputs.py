@@ -4,8 +4,7 @@ from fastapi import Request
 from starlette.datastructures import UploadFile
 
 from service.errors import InvalidInput, UnsupportedMediaType
-from service.inference import ImageLimits, RawInputs
-from service.inference.images import check_count
+from service.inference import ImageLimits, RawInputs, check_count
 
 
 async def read_multipart(request: Request, limits: ImageLimits) -> RawInputs:

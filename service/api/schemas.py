@@ -5,8 +5,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.records import EpochRecord, StepRecord
 from service.storage.orm import JobStatus
-from service.training.records import EpochRecord, StepRecord
 from service.training.spec import JobSpec
 
 

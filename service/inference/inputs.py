@@ -23,11 +23,7 @@ class PredictRequest(BaseModel):
         extra="forbid",
         json_schema_extra={
             "examples": [
-                {
-                    "images": [
-                        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg=="
-                    ]
-                },
+                {"images": [ONE_PIXEL_PNG]},
                 {"pixels": [[[0] * 28] * 28]},
             ]
         },

@@ -9,7 +9,7 @@ from anyio import CapacityLimiter, to_thread
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import ServingSettings
-from service.errors import Conflict
+from service.errors import Conflict, NotFound
 from service.inference.batching import BatcherPool
 from service.inference.cache import ModelCache
 from service.inference.images import ImageLimits, prepare_batch
@@ -90,7 +90,10 @@ class Predictor:
             return remembered
         with self.session_factory() as session:
             jobs.get_job(session, job_id)
-            chosen = jobs.select_checkpoint(jobs.list_checkpoints(session, job_id), job_id, epoch)
+            try:
+                chosen = jobs.select_checkpoint(jobs.list_checkpoints(session, job_id), job_id, epoch)
+            except NotFound:  # name the query parameter that asked for it
+                raise NotFound(f"checkpoint: job {job_id} kept no checkpoint for epoch {epoch}") from None
             choice = Choice((job_id, chosen.id, chosen.sha256), chosen.epoch)
         self.cache.remember((job_id, epoch), choice)
         return choice

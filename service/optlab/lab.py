@@ -42,7 +42,7 @@ from service.optlab.results import (
 from service.optlab.trajectories import run_trajectory
 
 
-def expression_limits(limits: LabSettings) -> Limits:
+def _expression_limits(limits: LabSettings) -> Limits:
     """The bounds the expression parser enforces."""
     return Limits(
         max_length=limits.max_expression_length,
@@ -71,7 +71,7 @@ def catalogue() -> FunctionCatalogue:
     return {"functions": functions, "optimizers": known_names()}
 
 
-def objective_and_start(
+def _objective_and_start(
     function: str, x0: Sequence[float] | None, limits: LabSettings
 ) -> tuple[Objective, list[float]]:
     """The objective and the start point (the preset's when x0 is left out)."""
@@ -80,7 +80,7 @@ def objective_and_start(
             raise InvalidInput("x0 is required unless `function` names a preset")
         x0 = PRESETS[function].x0
     start = check_point(x0, "x0")
-    return resolve_objective(function, len(start), expression_limits(limits)), start
+    return resolve_objective(function, len(start), _expression_limits(limits)), start
 
 
 def _runs(
@@ -90,7 +90,7 @@ def _runs(
     configs = request.configs()
     _check_steps(request.steps, limits)
     _check_optimizers(len(configs), limits)
-    objective, start = objective_and_start(request.function, request.x0, limits)
+    objective, start = _objective_and_start(request.function, request.x0, limits)
     if plot and objective.dimension > 2:  # refused before any trajectory runs
         raise InvalidInput("plots need a function of one or two coordinates")
     runs = [run_trajectory(objective, config, start, request.steps, request.backend) for config in configs]
@@ -112,7 +112,7 @@ def trajectories(request: TrajectoryRequest, *, limits: LabSettings) -> Comparis
     return {**header, "runs": runs}
 
 
-def plot_box(
+def _plot_box(
     function: str, objective: Objective, box: Sequence[Sequence[float]] | None, runs: list[TrajectoryRun]
 ) -> torch.Tensor:
     """The box to draw: the client's, the preset's, or the span of the points with a margin."""
@@ -133,7 +133,7 @@ def plot_box(
 def trajectory_plot(request: PlotRequest, *, image_format: plots.ImageFormat, limits: LabSettings) -> bytes:
     """The contour (or curve) picture with every run drawn."""
     objective, _, runs = _runs(request, limits, plot=True)
-    box = plot_box(request.function, objective, request.box, runs)
+    box = _plot_box(request.function, objective, request.box, runs)
     return plots.render_trajectories(objective, box, runs, image_format)
 
 
@@ -146,13 +146,13 @@ def grid(request: GridRequest, *, limits: LabSettings) -> Grid1D | Grid2D:
         if request.function not in PRESETS:
             raise InvalidInput("box is required unless `function` names a preset")
         box = [list(b) for b in PRESETS[request.function].box]
-    objective = resolve_objective(request.function, len(box), expression_limits(limits))
+    objective = resolve_objective(request.function, len(box), _expression_limits(limits))
     return plots.contour_grid(objective, convexity.check_box(box, objective.dimension), request.resolution)
 
 
 def convexity_check(request: ConvexityRequest, *, limits: LabSettings) -> Convexity:
     """The convexity verdict with its evidence."""
-    objective = resolve_objective(request.function, len(request.box), expression_limits(limits))
+    objective = resolve_objective(request.function, len(request.box), _expression_limits(limits))
     box = convexity.check_box(request.box, objective.dimension)
     verdict = convexity.check_convexity(objective, box, request.samples, request.seed)
     source_box = [list(map(float, b)) for b in request.box]
@@ -162,7 +162,7 @@ def convexity_check(request: ConvexityRequest, *, limits: LabSettings) -> Convex
 def stationary_point(request: StationaryPointRequest, *, limits: LabSettings) -> StationaryPoint:
     """Gradient norm, Hessian eigenvalues and the classification at x."""
     point = check_point(request.x, "x")
-    objective = resolve_objective(request.function, len(point), expression_limits(limits))
+    objective = resolve_objective(request.function, len(point), _expression_limits(limits))
     analysis = convexity.classify_stationary_point(objective, point, request.tol)
     return {"function": objective.expression.source, **analysis}
 
@@ -170,7 +170,7 @@ def stationary_point(request: StationaryPointRequest, *, limits: LabSettings) ->
 def constrained(request: ConstrainedRequest, *, limits: LabSettings) -> Constrained:
     """The constrained minimization's trajectory."""
     _check_steps(request.steps, limits)
-    objective, start = objective_and_start(request.function, request.x0, limits)
+    objective, start = _objective_and_start(request.function, request.x0, limits)
     run = minimize_constrained(
         objective,
         request.constraint,

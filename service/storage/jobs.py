@@ -8,9 +8,9 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker, undefer
 
 from service.errors import Conflict, NotFound
+from service.records import History
 from service.storage.db import begin_write, utcnow
 from service.storage.orm import Checkpoint, EpochMetric, Job, JobEvent, JobStatus, LossPoint, Worker
-from service.training.records import History
 from service.training.spec import JobSpec, resolve_defaults
 
 
@@ -185,7 +185,7 @@ def select_checkpoint(kept: list[Checkpoint], job_id: int, epoch: int | None) ->
     # next epoch. (`metrics IS NULL` cannot tell them apart in SQL: the JSON column stores None as 'null'.)
     at_epoch = [c for c in kept if c.epoch == epoch]
     if not at_epoch:
-        raise NotFound(f"job {job_id} kept no checkpoint for epoch {epoch}")
+        raise NotFound(f"job {job_id} has no checkpoint for epoch {epoch}")
     return at_epoch[0]
 
 

@@ -24,8 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from service.records import EpochRecord, StepRecord
 from service.storage.db import Base, UTCDateTime, utcnow
-from service.training.records import EpochRecord, StepRecord
 
 # BIGINT on PostgreSQL, but INTEGER on SQLite so that it is the rowid (autoincrement).
 BigId = BigInteger().with_variant(Integer(), "sqlite")

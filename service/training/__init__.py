@@ -3,6 +3,7 @@
 Pure PyTorch: nothing here imports the database or FastAPI.
 """
 
+from service.records import EpochRecord, StepRecord
 from service.training.checkpoints import LoadedCheckpoint, load_checkpoint
 from service.training.datasets import (
     DatasetInfo,
@@ -14,16 +15,7 @@ from service.training.datasets import (
 )
 from service.training.engine import evaluate, fit, train_epoch
 from service.training.optimizers import ScratchOptimizer, build_optimizer
-from service.training.records import (
-    Callbacks,
-    Checkpoint,
-    EpochRecord,
-    FitResult,
-    FitStatus,
-    Progress,
-    RunInfo,
-    StepRecord,
-)
+from service.training.records import Callbacks, Checkpoint, FitResult, FitStatus, Progress, RunInfo
 from service.training.schedules import lr_at
 
 __all__ = [

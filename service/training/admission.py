@@ -1,22 +1,12 @@
 """Admission of a job spec: the checks that need the server's configuration (limits, dataset files, input size)."""
 
-from functools import lru_cache
 from pathlib import Path
 
-from models import build_model, summarize
 from service.config import JobLimits
 from service.errors import DatasetUnavailable, InvalidInput
+from service.training.architectures import input_problem
 from service.training.datasets import check_dataset_available, get_dataset_info
 from service.training.spec import JobSpec, resolve_defaults
-
-
-@lru_cache(maxsize=128)
-def _input_fits(architecture: str, size: int, in_channels: int) -> str | None:
-    try:
-        summarize(build_model(architecture, in_channels=in_channels, input_size=size), (1, in_channels, size, size))
-    except (ValueError, RuntimeError) as exc:
-        return str(exc)
-    return None
 
 
 def check_job_limits(spec: JobSpec, limits: JobLimits, *, data_dir: Path, allow_download: bool) -> None:
@@ -34,6 +24,6 @@ def check_job_limits(spec: JobSpec, limits: JobLimits, *, data_dir: Path, allow_
     except DatasetUnavailable as exc:
         raise DatasetUnavailable(f"dataset: {exc.detail}") from None
     in_channels = get_dataset_info(spec.dataset).in_channels
-    problem = _input_fits(spec.architecture, resolved.resize, in_channels)
+    problem = input_problem(spec.architecture, resolved.resize, in_channels)
     if problem is not None:
         raise InvalidInput(f"resize: {resolved.resize} is too small for {spec.architecture} ({problem})")

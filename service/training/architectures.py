@@ -3,6 +3,8 @@
 from dataclasses import dataclass
 from functools import lru_cache
 
+from torch import nn
+
 from models import LayerSummary, build_model, count_parameters, get_model_info, list_models, summarize
 from service.errors import InvalidInput, NotFound
 
@@ -19,6 +21,22 @@ class Architecture:
 class LayerTable(Architecture):
     input_shape: tuple[int, ...]
     layers: list[LayerSummary]
+
+
+def _trace(name: str, size: int, in_channels: int) -> tuple[nn.Module, list[LayerSummary]]:
+    """Build `name` and push one zero input through it; ValueError or RuntimeError when the input is too small."""
+    model = build_model(name, in_channels=in_channels, input_size=size)
+    return model, summarize(model, (1, in_channels, size, size))
+
+
+@lru_cache(maxsize=128)
+def input_problem(name: str, size: int, in_channels: int) -> str | None:
+    """Why `name` cannot take an in_channels x size x size input, or None when it can."""
+    try:
+        _trace(name, size, in_channels)
+    except (ValueError, RuntimeError) as exc:
+        return str(exc)
+    return None
 
 
 @lru_cache(maxsize=64)
@@ -45,8 +63,7 @@ def layer_table(name: str, *, input_size: int | None, in_channels: int) -> Layer
     size = input_size or info.default_input_size
     shape = (1, in_channels, size, size)
     try:
-        model = build_model(name, in_channels=in_channels, input_size=size)
-        rows = summarize(model, shape)
+        model, rows = _trace(name, size, in_channels)
     except (ValueError, RuntimeError) as exc:
         raise InvalidInput(f"input_size: {size} is too small for {name} ({exc})") from None
     return LayerTable(name, info.description, info.default_input_size, count_parameters(model), shape, rows)

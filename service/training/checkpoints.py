@@ -17,7 +17,7 @@ from torch import nn
 
 from models import build_model
 from service.errors import CheckpointError
-from service.training.records import EpochRecord
+from service.records import EpochRecord
 
 FORMAT = "convlab-checkpoint/1"
 _META_KEY = "convlab"

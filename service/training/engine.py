@@ -12,9 +12,10 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
+from service.records import EpochRecord, StepRecord
 from service.training.checkpoints import CheckpointContents, encode_checkpoint, read_checkpoint
 from service.training.datasets import ImageData, load_dataset, preprocess
-from service.training.records import Callbacks, Checkpoint, EpochRecord, FitResult, FitStatus, Progress, StepRecord
+from service.training.records import Callbacks, Checkpoint, FitResult, FitStatus, Progress
 from service.training.run import Run, build_run, checkpoint_meta, restore_run, run_info
 from service.training.runtime import make_runtime, resolve_device
 from service.training.schedules import lr_at

@@ -6,7 +6,7 @@ from io import BytesIO
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from service.training.records import EpochRecord, StepRecord
+from service.records import EpochRecord, StepRecord
 
 
 def downsample_steps(points: Sequence[StepRecord], max_points: int | None) -> list[StepRecord]:

@@ -1,7 +1,12 @@
-"""What the training loop reports: records passed to callbacks and the final result."""
+"""What the training loop reports: records passed to callbacks and the final result.
+
+The step and epoch records themselves are in service/records.py, shared with storage, the API and the plots.
+"""
 
 from dataclasses import dataclass, field
 from typing import Literal
+
+from service.records import EpochRecord, StepRecord
 
 FitStatus = Literal["completed", "stopped", "diverged"]
 
@@ -30,38 +35,6 @@ class RunInfo:
     torch_version: str
     torchvision_version: str
     resumed_from_step: int  # 0 for a fresh run
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    """The training loss of one batch, recorded every `log_every` examples; steps are global and 1-based."""
-
-    step: int
-    epoch: int
-    examples_seen: int
-    loss: float
-
-
-@dataclass(frozen=True)
-class EpochRecord:
-    """Metrics of one finished epoch (1-based); accuracies are fractions in [0, 1]."""
-
-    epoch: int
-    train_loss: float
-    train_acc: float
-    test_loss: float
-    test_acc: float
-    lr: float
-    seconds: float
-    images_per_sec: float
-
-
-@dataclass(frozen=True)
-class History:
-    """A run's history as stored: loss per logged step and metrics per finished epoch, both in order."""
-
-    steps: list[StepRecord]
-    epochs: list[EpochRecord]
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,11 @@ from torch import nn
 
 from models import build_model, count_parameters
 from service.errors import CheckpointError, InvalidInput
+from service.records import EpochRecord
 from service.training.checkpoints import CheckpointContents, check_weights, epoch_record_json, optimizer_state
 from service.training.datasets import ImageData, Splits
 from service.training.optimizers import build_optimizer
-from service.training.records import Callbacks, EpochRecord, RunInfo
+from service.training.records import Callbacks, RunInfo
 from service.training.runtime import Runtime, prepare_model
 from service.training.spec import JobSpec
 
