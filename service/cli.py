@@ -1,4 +1,4 @@
-"""The `convlab` command line: serve the API with workers, run a worker, migrate the database."""
+"""The `convlab` command line: serve the API with workers, run a worker, migrate the database, manage tokens."""
 
 import argparse
 import logging
@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from service import __version__
+from service.access.commands import add_token_parser, bootstrap_admin, run_token_command
 from service.config import Settings, get_settings
 
 log = logging.getLogger("convlab")
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     downgrade = db.add_parser("downgrade", help="revert migrations (default: down to base, dropping all data)")
     downgrade.add_argument("revision", nargs="?", default="base")
     db.add_parser("current", help="print the database's revision")
+    add_token_parser(commands)
     return parser
 
 
@@ -64,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.command == "worker":
         return worker(settings, burst=args.burst, migrate=not args.no_migrate, parent_pid=args.parent_pid)
+    if args.command == "token":
+        return run_token_command(settings, args)
     return database(settings, args.db_command, getattr(args, "revision", None))
 
 
@@ -122,17 +126,29 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, log_level: 
     """Migrate, start `workers` worker processes, run the API until it stops, then stop the workers."""
     import uvicorn
 
+    from service.main import create_app
     from service.storage.db import upgrade_database
 
+    settings = settings.model_copy(update={"bind_host": host})  # CONVLAB_AUTH=auto decides by this address
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _raise_stopped)
     processes: list[subprocess.Popen[bytes]] = []
     try:
         if migrate:
             upgrade_database(settings.database_url)
+        if settings.auth_required:
+            bootstrap_admin(settings)
         processes.extend(start_worker_process() for _ in range(workers))
-        log.info("convlab %s: API docs at http://%s:%d/docs, %d worker(s)", __version__, host, port, workers)
-        uvicorn.run("service.main:create_app", factory=True, host=host, port=port, log_level=log_level)
+        auth = "required" if settings.auth_required else "off"
+        log.info(
+            "convlab %s: API docs at http://%s:%d/docs, %d worker(s), authentication %s",
+            __version__,
+            host,
+            port,
+            workers,
+            auth,
+        )
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
     except _Stopped as stopped:
         log.info("%s: stopping", stopped)
     finally:

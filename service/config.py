@@ -1,18 +1,22 @@
 """Settings: the one reader of the environment (variables prefixed CONVLAB_).
 
 The fields are grouped by the subsystem that reads them (`settings.queue`, `settings.jobs`, `settings.serving`,
-`settings.lab`); each group reads its own variables, so every variable keeps its flat name: `lease_seconds` in
+`settings.lab`, `settings.access`); each group reads its own variables, so every variable keeps its flat name:
+`lease_seconds` in
 the queue group is still CONVLAB_LEASE_SECONDS, `max_steps` in the lab group is CONVLAB_OPTLAB_MAX_STEPS.
 """
 
+import ipaddress
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Unknown keywords are refused: a misspelt (or pre-grouping, flat) field name must not be silently ignored.
-FLAT = SettingsConfigDict(env_prefix="CONVLAB_", extra="forbid")
+# An empty variable means "not set" (compose passes `${CONVLAB_ADMIN_TOKEN:-}` through as "").
+FLAT = SettingsConfigDict(env_prefix="CONVLAB_", extra="forbid", env_ignore_empty=True)
 
 
 class Group(BaseSettings):
@@ -62,7 +66,7 @@ class ServingSettings(Group):
 class LabSettings(Group):
     """Optimization-lab bounds on one request (each violation answers 422)."""
 
-    model_config = SettingsConfigDict(env_prefix="CONVLAB_OPTLAB_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="CONVLAB_OPTLAB_", extra="forbid", env_ignore_empty=True)
 
     max_expression_length: int = Field(500, ge=1, description="Longest objective expression.")
     max_depth: int = Field(40, ge=1, description="Deepest nesting of an expression.")
@@ -72,6 +76,52 @@ class LabSettings(Group):
     max_optimizers: int = Field(8, ge=1, description="Most optimizers compared in one call.")
     max_grid: int = Field(201, ge=2, description="Most grid points per axis of a contour grid.")
     max_linreg_epochs: int = Field(20, ge=1, description="Most epochs of a linear-regression run.")
+
+
+class AuthMode(StrEnum):
+    """Whether requests need a token: `auto` is off on a loopback address and required on any other."""
+
+    required = "required"
+    off = "off"
+    auto = "auto"
+
+
+class AccessSettings(Group):
+    """Who may call the API, and how much one caller may ask of it (docs/security.md)."""
+
+    auth: AuthMode = Field(AuthMode.auto, description="CONVLAB_AUTH: required, off, or auto (off on loopback only).")
+    admin_token: SecretStr | None = Field(
+        None, min_length=32, description="An admin token a deployment supplies instead of the bootstrap one."
+    )
+    max_active_jobs: int = Field(16, ge=1, description="Queued plus running jobs one token (or address) may have.")
+    predict_rate: float = Field(100.0, ge=0, description="Predict requests per second per caller (0: no limit).")
+    predict_burst: int = Field(200, ge=1, description="Predict requests a caller may send at once.")
+    lab_rate: float = Field(10.0, ge=0, description="Lab requests per second per caller (0: no limit).")
+    lab_burst: int = Field(20, ge=1, description="Lab requests a caller may send at once.")
+    lab_max_seconds: float = Field(5.0, gt=0, description="CONVLAB_LAB_MAX_SECONDS: work one lab call may do.")
+    lab_concurrency: int = Field(0, ge=0, description="Lab computations at once (0: the CPU count).")
+    lab_queue_seconds: float = Field(1.0, ge=0, description="How long a lab call waits for a free slot, then 429.")
+    max_auth_failures: int = Field(10, ge=1, description="Failed authentications from one address before 429.")
+    auth_failure_window_seconds: float = Field(60.0, gt=0, description="Window in which those failures count.")
+    auth_lockout_seconds: float = Field(60.0, gt=0, description="How long such an address is refused.")
+    max_body_bytes: int = Field(1024 * 1024, ge=1, description="Largest request body, except predict's own limit.")
+    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS (none: CORS off).")
+
+    def required_for(self, host: str | None) -> bool:
+        """Whether requests need a token when the API binds `host` (None: unknown, treated as exposed)."""
+        if self.auth is not AuthMode.auto:
+            return self.auth is AuthMode.required
+        return not (host is not None and is_loopback(host))
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (an address or `localhost`) can be reached from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -90,12 +140,34 @@ class Settings(BaseSettings):
     jobs: JobLimits = Field(default_factory=JobLimits)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     lab: LabSettings = Field(default_factory=LabSettings)
+    access: AccessSettings = Field(default_factory=AccessSettings)
+    bind_host: str | None = Field(
+        None, description="The address the API binds; `convlab serve` sets it (it decides CONVLAB_AUTH=auto)."
+    )
 
     @model_validator(mode="after")
     def _default_database(self) -> "Settings":
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.state_dir / 'convlab.db').resolve()}"
         return self
+
+    @property
+    def auth_required(self) -> bool:
+        """Whether every non-public request needs a token, given CONVLAB_AUTH and the address the API binds."""
+        return self.access.required_for(self.bind_host)
+
+
+def variable_names() -> set[str]:
+    """Every environment variable the settings read (CONVLAB_AUTH, CONVLAB_OPTLAB_MAX_STEPS, ...)."""
+    names = set()
+    for name, field in Settings.model_fields.items():
+        group = field.annotation
+        if isinstance(group, type) and issubclass(group, Group):
+            prefix = str(group.model_config.get("env_prefix", ""))
+            names |= {f"{prefix}{inner}".upper() for inner in group.model_fields}
+        else:
+            names.add(f"CONVLAB_{name}".upper())
+    return names
 
 
 @lru_cache

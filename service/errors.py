@@ -1,5 +1,6 @@
 """Domain exceptions, each with the status code the HTTP edge (service/api/handlers.py) answers it with."""
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +14,11 @@ class ConvlabError(Exception):
         super().__init__(detail)
         self.detail = detail
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries besides the JSON body."""
+        return {}
+
 
 class BadRequest(ConvlabError):
     """The request cannot be read at all (malformed JSON)."""
@@ -22,6 +28,36 @@ class BadRequest(ConvlabError):
 
 class UnsupportedMediaType(ConvlabError):
     status_code = 415
+
+
+class Unauthorized(ConvlabError):
+    """No token, or one that is unknown or revoked."""
+
+    status_code = 401
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class Forbidden(ConvlabError):
+    """A valid token without the scope, or a job that belongs to another token."""
+
+    status_code = 403
+
+
+class TooManyRequests(ConvlabError):
+    """A quota or rate limit; `retry_after` says when trying again can succeed."""
+
+    status_code = 429
+
+    def __init__(self, detail: str, *, retry_after: float) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, math.ceil(self.retry_after)))}
 
 
 class NotFound(ConvlabError):

@@ -7,10 +7,13 @@ from functools import partial
 import torch
 from anyio import to_thread
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from service import __version__
-from service.api import architectures, checkpoints, docs, events, history, jobs, optlab, predict, system
+from service.access.limits import Guards
+from service.api import architectures, checkpoints, docs, events, history, jobs, optlab, predict, system, tokens
 from service.api.handlers import install_error_handlers
+from service.api.headers import SecurityHeaders
 from service.api.limits import BodySizeLimit
 from service.config import Settings, get_settings
 from service.inference import Predictor
@@ -23,6 +26,9 @@ the optimization chapter's algorithms.
 Submit a job with `POST /jobs`, follow it live with `GET /jobs/{id}/events` (Server-Sent Events), read its
 history and plots, download its safetensors checkpoints and classify images with `POST /jobs/{id}/predict`.
 Every error answer is JSON with a human-readable `detail`.
+
+When authentication is on, send an API token as `Authorization: Bearer <token>` (the Authorize button below);
+`docs/security.md` lists the scope each operation needs.
 """
 
 TAGS = [
@@ -32,6 +38,7 @@ TAGS = [
     {"name": "predict", "description": "Classify images with a trained job's model."},
     {"name": "architectures", "description": "The trainable CNNs and their layer tables."},
     {"name": "system", "description": "Health and version."},
+    {"name": "tokens", "description": "API tokens and their scopes (admin only)."},
     {
         "name": "optimization lab",
         "description": "Optimizer trajectories, convexity and stationary points, constrained problems, and the "
@@ -53,10 +60,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    for module in (jobs, history, events, checkpoints, predict, architectures, system, docs, optlab):
+    app.state.guards = Guards.from_settings(settings.access)
+    for module in (jobs, history, events, checkpoints, predict, architectures, system, docs, optlab, tokens):
         app.include_router(module.router)
     app.mount(docs.STATIC_PREFIX, docs.static_files(), name="static")
-    app.add_middleware(BodySizeLimit, max_bytes=settings.serving.predict_max_bytes)
+    app.add_middleware(
+        BodySizeLimit, max_bytes=settings.access.max_body_bytes, predict_max_bytes=settings.serving.predict_max_bytes
+    )
+    if settings.access.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.access.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+        )
+    app.add_middleware(SecurityHeaders)
     install_error_handlers(app)
     return app
 

@@ -2,12 +2,15 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from service.api.schemas import ArchitectureRead, ArchitectureSummary, ErrorResponse
+from service.api.security import JOBS_READ, auth_responses
 from service.training.architectures import Architecture, LayerTable, catalogue, layer_table
 
-router = APIRouter(prefix="/architectures", tags=["architectures"])
+router = APIRouter(
+    prefix="/architectures", tags=["architectures"], dependencies=[Depends(JOBS_READ)], responses=auth_responses()
+)
 
 
 @router.get("", summary="List the architectures", response_model=list[ArchitectureRead])

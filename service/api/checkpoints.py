@@ -2,13 +2,14 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Depends, Path, Response
 
 from service.api.deps import MAX_EPOCH, JobIdPath, SessionDep
 from service.api.schemas import CheckpointRead, ErrorResponse
+from service.api.security import JOBS_READ, auth_responses
 from service.storage import jobs
 
-router = APIRouter(prefix="/jobs", tags=["checkpoints"])
+router = APIRouter(prefix="/jobs", tags=["checkpoints"], dependencies=[Depends(JOBS_READ)], responses=auth_responses())
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "No such job, or no checkpoint kept for that epoch."}

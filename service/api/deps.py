@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.access.limits import Guards
 from service.config import Settings
 from service.inference import Predictor
 from service.storage import jobs
@@ -31,6 +32,12 @@ def get_session(request: Request) -> Iterator[Session]:
     """A session for one request, closed as soon as the handler returns (uncommitted work is rolled back)."""
     with get_session_factory(request)() as session:
         yield session
+
+
+def get_guards(request: Request) -> Guards:
+    """This API process's rate limiters, login lockouts and lab compute slots."""
+    guards: Guards = request.app.state.guards
+    return guards
 
 
 def get_predictor(request: Request) -> Predictor:

@@ -12,10 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.api.deps import MAX_ID, ExistingJobId, SessionFactoryDep, SettingsDep
 from service.api.schemas import ErrorResponse
+from service.api.security import JOBS_READ, auth_responses
 from service.errors import InvalidInput
 from service.storage import jobs
 
-router = APIRouter(prefix="/jobs", tags=["history"])
+router = APIRouter(prefix="/jobs", tags=["history"], dependencies=[Depends(JOBS_READ)], responses=auth_responses())
 PAGE = 500  # events sent per database read
 
 

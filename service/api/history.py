@@ -2,14 +2,15 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from service.api.deps import JobDep, JobIdPath, SessionDep
 from service.api.schemas import ErrorResponse, HistoryRead
+from service.api.security import JOBS_READ, auth_responses
 from service.storage import jobs
 from service.training.plots import downsample_steps, render_history
 
-router = APIRouter(prefix="/jobs", tags=["history"])
+router = APIRouter(prefix="/jobs", tags=["history"], dependencies=[Depends(JOBS_READ)], responses=auth_responses())
 
 PLOT_POINTS = 2000  # a figure cannot show more step points than this usefully
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "description": "No such job."}}

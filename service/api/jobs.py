@@ -4,13 +4,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Response
 
-from service.api.deps import MAX_ID, JobDep, JobIdPath, SessionDep, SettingsDep
+from service.api.deps import MAX_ID, JobDep, JobIdPath, SessionDep, SessionFactoryDep, SettingsDep
 from service.api.schemas import JOB_EXAMPLE, ErrorResponse, JobCreate, JobPage, JobRead
+from service.api.security import JOBS_READ, WritesJobs, auth_responses
+from service.errors import Forbidden, TooManyRequests
 from service.storage import jobs
 from service.storage.orm import Job, JobStatus
 from service.training.admission import check_job_limits
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=auth_responses())
+# A job's owner waits for one of its jobs to finish; trying again sooner than this is unlikely to help.
+QUOTA_RETRY_SECONDS = 30
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "description": "No such job."}}
 
@@ -18,10 +22,29 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "des
 def admitted(
     body: Annotated[JobCreate, Body(openapi_examples={"bn_lenet": {"summary": "BN-LeNet", "value": JOB_EXAMPLE}})],
     settings: SettingsDep,
+    principal: WritesJobs,
+    session: SessionDep,
 ) -> JobCreate:
-    """The body, once its spec is within this server's limits and can run here (422 naming the field if not)."""
+    """The body, once its spec is within this server's limits and can run here (422 naming the field if not),
+    from a caller below its quota of active jobs (429 if not)."""
     check_job_limits(body.to_spec(), settings.jobs, data_dir=settings.data_dir, allow_download=settings.allow_download)
+    limit = settings.access.max_active_jobs
+    if jobs.count_active_jobs(session, owner_token_id=principal.token_id, client_address=principal.address) >= limit:
+        raise TooManyRequests(
+            f"this caller already has {limit} queued or running jobs (max_active_jobs); wait for one to finish",
+            retry_after=QUOTA_RETRY_SECONDS,
+        )
     return body
+
+
+def changeable(job_id: JobIdPath, principal: WritesJobs, factory: SessionFactoryDep) -> int:
+    """The id of an existing job this caller may cancel or delete: its own, or any for an admin (403 otherwise)."""
+    with factory() as session:
+        job = jobs.get_job(session, job_id)
+        owner = job.owner_token_id
+    if not principal.may_change(owner):
+        raise Forbidden(f"job {job_id} was submitted by another token; only its owner or an admin can change it")
+    return job_id
 
 
 @router.post(
@@ -31,6 +54,7 @@ def admitted(
     response_model=JobRead,
     responses={
         400: {"model": ErrorResponse, "description": "The body is not valid JSON."},
+        429: {"model": ErrorResponse, "description": "The caller has max_active_jobs queued or running jobs."},
         422: {
             "model": ErrorResponse,
             "description": "Unknown architecture, dataset, optimizer or field; a value out of range or above a "
@@ -38,15 +62,18 @@ def admitted(
         },
     },
 )
-def create_job(body: Annotated[JobCreate, Depends(admitted)], session: SessionDep, response: Response) -> Job:
-    """Validate the spec, fill in the book's recipe for what is left out, and queue the job."""
-    job = jobs.create_job(session, spec=body.to_spec(), priority=body.priority)
+def create_job(
+    body: Annotated[JobCreate, Depends(admitted)], principal: WritesJobs, session: SessionDep, response: Response
+) -> Job:
+    """Validate the spec, fill in the book's recipe for what is left out, and queue the job (owned by the token)."""
+    owner = jobs.Owner(token_id=principal.token_id, name=principal.token_name, address=principal.address)
+    job = jobs.create_job(session, spec=body.to_spec(), priority=body.priority, owner=owner)
     session.commit()
     response.headers["Location"] = f"/jobs/{job.id}"
     return job
 
 
-@router.get("", summary="List jobs, newest first", response_model=JobPage)
+@router.get("", summary="List jobs, newest first", response_model=JobPage, dependencies=[Depends(JOBS_READ)])
 def list_jobs(
     session: SessionDep,
     status: Annotated[JobStatus | None, Query(description="Only jobs with this status.")] = None,
@@ -58,7 +85,9 @@ def list_jobs(
     return JobPage(items=[JobRead.model_validate(j) for j in items], total=total, limit=limit, offset=offset)
 
 
-@router.get("/{job_id}", summary="Get a job", response_model=JobRead, responses=NOT_FOUND)
+@router.get(
+    "/{job_id}", summary="Get a job", response_model=JobRead, responses=NOT_FOUND, dependencies=[Depends(JOBS_READ)]
+)
 def get_job(job: JobDep) -> Job:
     """Status, spec, progress and outcome of one job."""
     return job
@@ -70,7 +99,7 @@ def get_job(job: JobDep) -> Job:
     response_model=JobRead,
     responses={**NOT_FOUND, 409: {"model": ErrorResponse, "description": "The job has already finished."}},
 )
-def cancel_job(job_id: JobIdPath, session: SessionDep) -> Job:
+def cancel_job(job_id: Annotated[int, Depends(changeable)], session: SessionDep) -> Job:
     """Cancel a queued job at once, or ask a running one to stop at its next batch (it keeps a checkpoint)."""
     job = jobs.cancel_job(session, job_id)
     session.commit()
@@ -83,7 +112,7 @@ def cancel_job(job_id: JobIdPath, session: SessionDep) -> Job:
     summary="Delete a finished job",
     responses={**NOT_FOUND, 409: {"model": ErrorResponse, "description": "The job is queued or running."}},
 )
-def delete_job(job_id: JobIdPath, session: SessionDep) -> Response:
+def delete_job(job_id: Annotated[int, Depends(changeable)], session: SessionDep) -> Response:
     """Delete a finished job with its events, history and checkpoints."""
     jobs.remove_job(session, job_id)
     session.commit()

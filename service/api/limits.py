@@ -1,40 +1,76 @@
-"""Request-body size limits enforced while the body streams in, before anything is parsed."""
+"""Request-body size limits, enforced while the body streams in, before anything is parsed.
+
+A declared Content-Length over the limit is refused before a byte is read. A chunked body is counted as it
+arrives; at the limit the app stops receiving, whatever it had begun to answer is dropped, and the client gets
+the 413 (JSON) instead, so a 200 MB upload never sits whole in memory.
+
+FastAPI 0.165 gained `max_body_size` (Starlette's RequestBodyLimitMiddleware); this stays because convlab
+supports FastAPI from 0.140 and its 413 names the setting to change.
+"""
+
+import contextlib
 
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import PayloadTooLarge
+
+class _TooLarge(Exception):
+    """Raised inside receive() when the body passes the limit; caught by BodySizeLimit."""
 
 
 class BodySizeLimit:
-    """ASGI middleware: answer 413 (JSON) when a request to a path ending in `suffix` exceeds `max_bytes`."""
+    """ASGI middleware: 413 for a body over `max_bytes`, or over `predict_max_bytes` on a predict route."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int, suffix: str = "/predict") -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, predict_max_bytes: int, predict_suffix: str = "/predict"
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
-        self.suffix = suffix
+        self.predict_max_bytes = predict_max_bytes
+        self.predict_suffix = predict_suffix
 
-    def _detail(self) -> str:
-        return f"request body larger than the limit of {self.max_bytes} bytes (predict_max_bytes)"
+    def _limit(self, path: str) -> tuple[int, str]:
+        if path.endswith(self.predict_suffix):
+            return self.predict_max_bytes, "predict_max_bytes"
+        return self.max_bytes, "max_body_bytes"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not str(scope.get("path", "")).endswith(self.suffix):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit, setting = self._limit(str(scope.get("path", "")))
+        too_large = JSONResponse(
+            {"detail": f"request body larger than the limit of {limit} bytes ({setting})"}, status_code=413
+        )
         declared = Headers(scope=scope).get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await JSONResponse({"detail": self._detail()}, status_code=413)(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await too_large(scope, receive, send)
             return
         received = 0
+        exceeded = False
+        started = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
+            if exceeded:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise PayloadTooLarge(self._detail())
+                if received > limit:
+                    exceeded = True
+                    raise _TooLarge
             return message
 
-        await self.app(scope, limited_receive, send)
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if exceeded:
+                return  # the app's answer to a body it could not read; the 413 below replaces it
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        with contextlib.suppress(_TooLarge):
+            await self.app(scope, limited_receive, guarded_send)
+        if exceeded and not started:
+            await too_large(scope, receive, send)

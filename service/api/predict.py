@@ -2,14 +2,17 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from service.api.deps import MAX_EPOCH, JobIdPath, PredictorDep
 from service.api.predict_inputs import read_inputs
 from service.api.schemas import ClassScore, ErrorResponse, PredictionRead, PredictResponse
+from service.api.security import PREDICT, auth_responses
 from service.inference import ONE_PIXEL_PNG, PredictRequest
 
-router = APIRouter(prefix="/jobs", tags=["predict"])
+router = APIRouter(
+    prefix="/jobs", tags=["predict"], dependencies=[Depends(PREDICT)], responses=auth_responses(limited=True)
+)
 
 REQUEST_BODY: dict[str, Any] = {
     "required": True,

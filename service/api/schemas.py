@@ -5,6 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.access import Scope
 from service.records import EpochRecord, StepRecord
 from service.storage.orm import JobStatus
 from service.training.spec import JobSpec
@@ -109,6 +110,36 @@ class JobRead(BaseModel):
     convlab_version: str | None = None
     torch_version: str | None = None
     dataset_checksum: str | None = None
+    owner: str | None = Field(
+        None, validation_alias="owner_name", description="The name of the token that submitted it (None: auth off)."
+    )
+
+
+class TokenCreate(BaseModel):
+    """A new API token: a unique name and the scopes it grants (`admin` implies all)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", examples=["alice-laptop"])
+    scopes: list[Scope] = Field(min_length=1, max_length=len(Scope), examples=[["jobs:read", "jobs:write"]])
+
+
+class TokenRead(BaseModel):
+    """A token as listed: never its secret, only the first characters (`hint`) to recognise it by."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    hint: str = Field(examples=["cvl_Ab3x"])
+    scopes: list[Scope]
+    created_at: datetime
+    last_used_at: datetime | None = None
+
+
+class TokenCreated(TokenRead):
+    """A token just made, with its secret: shown this once, stored only as a hash."""
+
+    token: str = Field(description="The secret to send as `Authorization: Bearer <token>`.")
 
 
 class JobPage(BaseModel):

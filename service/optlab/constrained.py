@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.errors import InvalidInput
+from service.optlab.budget import check_budget
 from service.optlab.functions import Objective
 from service.optlab.numbers import DIVERGENCE_BOUND, finite_list, finite_or_none
 from service.optlab.results import ConstrainedPoint, ConstrainedRun, StepNote
@@ -92,6 +93,7 @@ def minimize_constrained(
     points: list[ConstrainedPoint] = []
     diverged: StepNote | None = None
     for k in range(steps + 1):
+        check_budget()
         f, g = objective.value_and_grad(x)
         c = constraint.value(x)
         points.append(_point(k, x, f, g, c, alpha if method == "lagrangian" else None))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from service.errors import InvalidInput
+from service.optlab.budget import check_budget
 from service.optlab.functions import Objective
 from service.optlab.numbers import finite_list, finite_or_none
 from service.optlab.results import ConvexityVerdict, JensenCounterexample, StationaryPointAnalysis
@@ -50,6 +51,7 @@ def check_convexity(objective: Objective, box: torch.Tensor, samples: int = 256,
     points = low + (high - low) * torch.rand((samples, objective.dimension), generator=generator, dtype=torch.float64)
     points = torch.cat([points, ((low + high) / 2)[None], low[None], high[None]])
     eigen = _min_eigen(objective, points)
+    check_budget()
     counterexample = _jensen_along_eigenvector(objective, eigen, low, high)
     if counterexample is None:
         counterexample = _jensen_random_pairs(objective, low, high, samples, generator)
@@ -99,6 +101,7 @@ def _jensen_along_eigenvector(
     for fraction in (0.25, 0.1, 0.03, 0.01, 1e-3, 1e-4):
         x = torch.clamp(center - fraction * width * direction, low, high)
         x_prime = torch.clamp(center + fraction * width * direction, low, high)
+        check_budget()
         found = _jensen(objective, x[None], x_prime[None], 0.5)
         if found is not None:
             return found
@@ -112,6 +115,7 @@ def _jensen_random_pairs(
     x = low + (high - low) * torch.rand(shape, generator=generator, dtype=torch.float64)
     x_prime = low + (high - low) * torch.rand(shape, generator=generator, dtype=torch.float64)
     for lam in LAMBDAS:
+        check_budget()
         found = _jensen(objective, x, x_prime, lam)
         if found is not None:
             return found

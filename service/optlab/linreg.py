@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from service.errors import DatasetUnavailable, InvalidInput
+from service.optlab.budget import check_budget
 from service.optlab.optimizers import (
     CURVATURE_OPTIMIZERS,
     RULES,
@@ -89,6 +90,7 @@ def train_linreg(
         start = time.perf_counter()
         order = torch.randperm(len(features), generator=generator)
         for batch_index, rows in enumerate(torch.split(order, batch_size)):
+            check_budget()
             loss = _loss(features[rows], labels[rows], w, b)
             w.grad = b.grad = None
             loss.backward()  # type: ignore[no-untyped-call]

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import torch
 
 from service.errors import InvalidInput
+from service.optlab.budget import check_budget
 from service.optlab.functions import Backend, Objective
 from service.optlab.numbers import DIVERGENCE_BOUND, finite_list, finite_or_none
 from service.optlab.optimizers import (
@@ -180,6 +181,7 @@ def run_trajectory(
     points: list[TrajectoryPoint] = []
     diverged: StepNote | None = None
     for k in range(steps + 1):
+        check_budget()
         f, g = _evaluate(objective, x, backend)
         norm = math.hypot(*g)
         points.append({"step": k, "x": x, "f": f, "grad": g, "grad_norm": norm})

@@ -123,6 +123,15 @@ def downgrade_database(url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(url), revision)
 
 
+def head_revision() -> str:
+    """The newest migration's revision: what an up-to-date database is at."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head is not None, "the migrations have one head"
+    return head
+
+
 def current_revision(url: str) -> str | None:
     """The Alembic revision the database at `url` is at (None if it was never migrated)."""
     from alembic.migration import MigrationContext

@@ -27,10 +27,22 @@ def add_status_event(session: Session, job: Job, *, reason: str = "", **extra: A
     return add_event(session, job, kind="status", payload=payload)
 
 
-def create_job(session: Session, *, spec: JobSpec, priority: int = 0) -> Job:
+@dataclass(frozen=True)
+class Owner:
+    """Who submitted a job: a token (None with auth off) and the client's address."""
+
+    token_id: int | None = None
+    name: str | None = None
+    address: str | None = None
+
+
+def create_job(session: Session, *, spec: JobSpec, priority: int = 0, owner: Owner = Owner()) -> Job:
     """Queue a job for `spec` (the book's defaults filled in); higher priority runs first."""
     resolved = resolve_defaults(spec)
     job = Job(
+        owner_token_id=owner.token_id,
+        owner_name=owner.name,
+        client_address=owner.address,
         status=JobStatus.queued,
         spec=resolved.model_dump(mode="json"),
         priority=priority,
@@ -62,6 +74,13 @@ def list_jobs(
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     page = session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit).offset(offset))
     return list(page), total
+
+
+def count_active_jobs(session: Session, *, owner_token_id: int | None, client_address: str | None) -> int:
+    """Queued plus running jobs of a token, or (no token: auth is off) of a client address."""
+    owner = Job.owner_token_id == owner_token_id if owner_token_id is not None else Job.client_address == client_address
+    active = Job.status.in_([JobStatus.queued, JobStatus.running])
+    return session.scalar(select(func.count()).select_from(Job).where(owner, active)) or 0
 
 
 def request_cancel(session: Session, job: Job) -> Job:

@@ -1,4 +1,4 @@
-"""The ORM: jobs, their events, training history, checkpoints, and the workers that run them.
+"""The ORM: jobs, their events, training history, checkpoints, the workers that run them, and API tokens.
 
 History rows convert to and from the training engine's records here, the one place the two meet.
 """
@@ -74,7 +74,10 @@ class Job(Base):
     """A training job: its spec, queue state (lease), progress, outcome and provenance."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_claim", "status", "priority", "created_at"),)
+    __table_args__ = (
+        Index("ix_jobs_claim", "status", "priority", "created_at"),
+        Index("ix_jobs_owner_token_id_status", "owner_token_id", "status"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     status: Mapped[JobStatus] = mapped_column(
@@ -119,6 +122,26 @@ class Job(Base):
     torch_version: Mapped[str | None] = mapped_column(String(64))
     torchvision_version: Mapped[str | None] = mapped_column(String(64))
     dataset_checksum: Mapped[str | None] = mapped_column(String(64))
+
+    # ownership: the token that submitted the job (None with auth off; its name is kept after it is revoked)
+    owner_token_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("api_tokens.id", ondelete="SET NULL"))
+    owner_name: Mapped[str | None] = mapped_column(String(64))
+    client_address: Mapped[str | None] = mapped_column(String(64))
+
+
+class ApiToken(Base):
+    """An API token: only the SHA-256 of its secret is stored; revoked tokens stay listed, refused."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hint: Mapped[str] = mapped_column(String(16))  # the first characters, to recognise a token in a list
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class JobEvent(Base):

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from service.config import JobLimits, ServingSettings, Settings
+from service.config import AccessSettings, AuthMode, JobLimits, ServingSettings, Settings
 from service.main import create_app
 from service.training.datasets import load_dataset
 from service.worker import run_worker
@@ -40,8 +40,13 @@ def make_client(app) -> TestClient:
     return client
 
 
+# Auth off and no rate limits unless a test asks: tests/api/test_security.py and its neighbours test those.
+OPEN_ACCESS = AccessSettings(auth=AuthMode.off, predict_rate=0, lab_rate=0)
+
+
 def make_settings(state_dir: Path, data_dir: Path, **overrides) -> Settings:
     serving = ServingSettings(events_poll_seconds=0.05)
+    overrides.setdefault("access", OPEN_ACCESS)
     return Settings(state_dir=state_dir, data_dir=data_dir, serving=serving, **overrides)
 
 

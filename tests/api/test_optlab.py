@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.config import Settings
 from service.main import create_app
+from tests.api.conftest import make_settings
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ISSUE_EXAMPLE = {
@@ -23,7 +23,7 @@ ISSUE_EXAMPLE = {
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[TestClient]:
-    app = create_app(Settings(state_dir=tmp_path_factory.mktemp("optlab"), data_dir=data_dir))
+    app = create_app(make_settings(tmp_path_factory.mktemp("optlab"), data_dir))
     with TestClient(app) as client:
         yield client
 
@@ -201,7 +201,7 @@ def test_linreg_plot_and_limits(client):
 
 
 def test_linreg_without_data_is_a_clear_422(tmp_path):
-    app = create_app(Settings(state_dir=tmp_path, data_dir=tmp_path / "nothing"))
+    app = create_app(make_settings(tmp_path, tmp_path / "nothing"))
     with TestClient(app) as client:
         assert "airfoil" in post(client, "/optimizers/linreg", {"optimizer": {"name": "gd"}}, expect=422)["detail"]
 

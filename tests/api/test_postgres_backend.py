@@ -2,9 +2,8 @@
 
 import pytest
 
-from service.config import ServingSettings, Settings
 from service.main import create_app
-from tests.api.conftest import SMALL_JOB, make_client
+from tests.api.conftest import SMALL_JOB, make_client, make_settings
 from tests.api.test_events import parse_sse
 from tests.db.databases import fresh_postgres_database, postgres_server_url
 
@@ -14,8 +13,7 @@ pytestmark = pytest.mark.postgres
 @pytest.fixture
 def pg_client(tmp_path, data_dir):
     with fresh_postgres_database(postgres_server_url()) as url:
-        serving = ServingSettings(events_poll_seconds=0.05)
-        settings = Settings(state_dir=tmp_path, data_dir=data_dir, database_url=url, serving=serving)
+        settings = make_settings(tmp_path, data_dir, database_url=url)
         app = create_app(settings)
         with make_client(app) as client:
             yield client

@@ -55,18 +55,22 @@ def stop(process: subprocess.Popen) -> None:
     process.wait()
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[LiveServer]:
-    state_dir = tmp_path_factory.mktemp("live")
-    port = free_port()
-    env = {
+def serve_env(state_dir: Path, data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `convlab serve` on its own SQLite database in `state_dir`."""
+    return {
         **os.environ,
         "CONVLAB_STATE_DIR": str(state_dir),
         "CONVLAB_DATABASE_URL": "",
         "CONVLAB_DATA_DIR": str(data_dir),
-        "CONVLAB_EVENTS_POLL_SECONDS": "0.2",
-        "CONVLAB_POLL_SECONDS": "0.2",
+        **extra,
     }
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[LiveServer]:
+    state_dir = tmp_path_factory.mktemp("live")
+    port = free_port()
+    env = serve_env(state_dir, data_dir, CONVLAB_EVENTS_POLL_SECONDS="0.2", CONVLAB_POLL_SECONDS="0.2")
     log = state_dir / "serve.log"
     with log.open("wb") as out:
         process = subprocess.Popen(

@@ -68,6 +68,7 @@ def test_swagger_ui_lists_every_operation_offline(live_server, tmp_path):
         assert f'data-path="{path}"' in dom, f"Swagger UI did not render {path}"
     for summary in SUMMARIES:
         assert summary in dom
+    assert 'class="btn authorize' in dom, "the bearer scheme gives the page its Authorize button"
     made = page_requests(requests, live_server.url)
     assert any(r["url"].endswith("/openapi.json") for r in made)
     assert any(r["url"].endswith("/swagger-ui-bundle.js") for r in made)

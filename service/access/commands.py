@@ -1,0 +1,87 @@
+"""`convlab token create | list | revoke`, and the bootstrap admin token `convlab serve` makes when it must."""
+
+import argparse
+import sys
+
+from sqlalchemy.orm import Session
+
+from service.access.bootstrap import ensure_admin
+from service.access.principal import Scope
+from service.config import Settings
+from service.errors import ConvlabError
+from service.storage import tokens
+from service.storage.db import make_engine, make_session_factory, upgrade_database
+
+
+def add_token_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Add `convlab token ...` to the command line."""
+    token = commands.add_parser("token", help="API tokens: create, list, revoke")
+    actions = token.add_subparsers(dest="token_command", required=True)
+    create = actions.add_parser("create", help="make a token; its secret is printed once, as the last line")
+    create.add_argument("name")
+    create.add_argument(
+        "--scope", action="append", required=True, choices=[s.value for s in Scope], help="repeat for several"
+    )
+    actions.add_parser("list", help="list tokens (names, scopes, last use; never a secret)")
+    revoke = actions.add_parser("revoke", help="revoke a token: the next request with it is refused")
+    revoke.add_argument("name")
+
+
+def run_token_command(settings: Settings, args: argparse.Namespace) -> int:
+    """Run a `convlab token` sub-command against the configured database; 1 with the reason on error."""
+    upgrade_database(settings.database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            if args.token_command == "create":
+                token, secret = tokens.create_token(session, name=args.name, scopes=map(Scope, args.scope))
+                session.commit()
+                print(f"created token {token.name!r} with scopes {', '.join(token.scopes)}; it is shown only once:")
+                print(secret)
+            elif args.token_command == "list":
+                _print_table(session)
+            else:
+                tokens.revoke_token(session, args.name)
+                session.commit()
+                print(f"revoked token {args.name!r}")
+    except ConvlabError as exc:
+        print(f"convlab token: {exc.detail}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _print_table(session: Session) -> None:
+    rows = [("NAME", "HINT", "SCOPES", "CREATED", "LAST USED")]
+    for t in tokens.list_tokens(session):
+        used = t.last_used_at.isoformat(timespec="seconds") if t.last_used_at else "never"
+        rows.append((t.name, t.hint, ",".join(t.scopes), t.created_at.isoformat(timespec="seconds"), used))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def bootstrap_admin(settings: Settings) -> None:
+    """With auth required: install CONVLAB_ADMIN_TOKEN, or make a bootstrap admin token if there is no admin
+    and print it once on standard error (never through logging, so no log handler keeps it)."""
+    supplied = settings.access.admin_token.get_secret_value() if settings.access.admin_token else None
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            try:
+                secret = ensure_admin(session, supplied=supplied)
+                session.commit()
+            except ConvlabError:  # another API process made the bootstrap token at the same moment
+                return
+    finally:
+        engine.dispose()
+    if secret is not None:
+        print(
+            "\nconvlab: authentication is required and no admin token existed, so one was made.\n"
+            "It is shown only this once; keep it (e.g. export CONVLAB_TOKEN=...), and make others with\n"
+            "`convlab token create NAME --scope ...` or POST /tokens:\n\n"
+            f"    {secret}\n",
+            file=sys.stderr,
+            flush=True,
+        )

@@ -1,0 +1,130 @@
+"""Who may call what: the bearer scheme, a scope dependency on every non-public route, lab compute gates.
+
+Every route either depends on one `RequireScope` (directly or through its router) or is listed in
+PUBLIC_PATHS; tests/api/test_security.py walks the app and fails on a route that does neither.
+"""
+
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+from service.access import ALL_SCOPES, Principal, Scope
+from service.access.limits import Guards
+from service.api.deps import SessionFactoryDep, SettingsDep, get_guards
+from service.api.schemas import ErrorResponse
+from service.errors import Forbidden, Unauthorized
+from service.optlab.budget import work_budget
+from service.storage import tokens
+
+PUBLIC_PATHS = frozenset(
+    {"/health", "/version", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/static"}
+)
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="token",
+    description="An API token (`cvl_...`) from `convlab token create` or `POST /tokens`.",
+)
+GuardsDep = Annotated[Guards, Depends(get_guards)]
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+class RequireScope:
+    """A dependency that admits a caller holding `scope` and gives its Principal (401, 403 or 429 otherwise)."""
+
+    def __init__(self, scope: Scope, *, rate: Literal["predict", "lab"] | None = None) -> None:
+        self.scope = scope
+        self.rate = rate
+
+    async def __call__(
+        self,
+        request: Request,
+        credentials: Credentials,
+        settings: SettingsDep,
+        factory: SessionFactoryDep,
+        guards: GuardsDep,
+    ) -> Principal:
+        address = request.client.host if request.client else "unknown"
+        if not settings.auth_required:
+            principal = Principal(address=address, scopes=ALL_SCOPES)
+        elif credentials is None:
+            raise Unauthorized("this request needs an API token: send `Authorization: Bearer <token>`")
+        else:
+            guards.logins.check(address)
+            found = await run_in_threadpool(_authenticate, factory, credentials.credentials, address)
+            if found is None:
+                guards.logins.record(address)
+                raise Unauthorized("the API token is unknown or was revoked")
+            principal = found
+        if not principal.allows(self.scope):
+            raise Forbidden(
+                f"this token lacks the scope {self.scope.value!r}, which {request.method} {_template(request)} needs"
+            )
+        if self.rate is not None:
+            guards.rates[self.rate].check(principal.key)
+        return principal
+
+
+def _authenticate(factory: sessionmaker[Session], secret: str, address: str) -> Principal | None:
+    with factory() as session:
+        token = tokens.find_token(session, secret)
+        if token is None:
+            return None
+        session.commit()  # last_used_at
+        scopes = frozenset(Scope(s) for s in token.scopes)
+        return Principal(address=address, scopes=scopes, token_id=token.id, token_name=token.name)
+
+
+def _template(request: Request) -> str:
+    route = request.scope.get("route")
+    return str(getattr(route, "path", request.url.path))
+
+
+JOBS_READ = RequireScope(Scope.jobs_read)
+JOBS_WRITE = RequireScope(Scope.jobs_write)
+PREDICT = RequireScope(Scope.predict, rate="predict")
+LAB = RequireScope(Scope.lab, rate="lab")
+ADMIN = RequireScope(Scope.admin)
+
+ReadsJobs = Annotated[Principal, Depends(JOBS_READ)]
+WritesJobs = Annotated[Principal, Depends(JOBS_WRITE)]
+Admin = Annotated[Principal, Depends(ADMIN)]
+
+
+def auth_responses(*, limited: bool = False) -> dict[int | str, dict[str, Any]]:
+    """The answers every protected route can give besides its own (for the OpenAPI document)."""
+    responses: dict[int | str, dict[str, Any]] = {
+        401: {"model": ErrorResponse, "description": "No API token, or an unknown or revoked one."},
+        403: {"model": ErrorResponse, "description": "The token lacks the scope this operation needs."},
+    }
+    if limited:
+        responses[429] = {"model": ErrorResponse, "description": "Too many requests; see Retry-After."}
+    return responses
+
+
+R = TypeVar("R")
+
+
+class LabGate:
+    """Runs one lab computation: in a compute slot (429 when none frees up soon) and within the time budget."""
+
+    def __init__(self, guards: Guards, seconds: float) -> None:
+        self.guards = guards
+        self.seconds = seconds
+
+    def run(self, compute: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        """`compute(*args, **kwargs)`, stopped with a 422 once it has worked `seconds`."""
+        with self.guards.slots.slot(), work_budget(self.seconds):
+            return compute(*args, **kwargs)
+
+
+def get_lab_gate(guards: GuardsDep, settings: SettingsDep) -> LabGate:
+    """The gate lab handlers run their computation through."""
+    return LabGate(guards, settings.access.lab_max_seconds)
+
+
+LabGateDep = Annotated[LabGate, Depends(get_lab_gate)]

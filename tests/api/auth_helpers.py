@@ -1,0 +1,69 @@
+"""Helpers for the access-control tests: apps with auth required, and tokens made in their database."""
+
+from pathlib import Path
+
+import fastapi.routing
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute, Mount, Route
+
+from service.access import Scope
+from service.api.security import PUBLIC_PATHS, RequireScope
+from service.config import AccessSettings, AuthMode, Settings
+from service.storage import tokens
+from tests.api.conftest import make_settings
+
+
+def required_settings(state_dir: Path, data_dir: Path, **access: object) -> Settings:
+    """Settings with CONVLAB_AUTH=required and no rate limits unless `access` sets them."""
+    values: dict[str, object] = {"auth": AuthMode.required, "predict_rate": 0, "lab_rate": 0, **access}
+    return make_settings(state_dir, data_dir, access=AccessSettings.model_validate(values))
+
+
+def issue_token(app: FastAPI, name: str, *scopes: Scope) -> str:
+    """Make a token in the app's database (as `convlab token create` does) and return its secret."""
+    with app.state.session_factory() as session:
+        _, secret = tokens.create_token(session, name=name, scopes=scopes)
+        session.commit()
+    return secret
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def required_scope(route: APIRoute) -> Scope | None:
+    """The scope a route's dependencies require (through its router or its own parameters), if any."""
+    pending = [route.dependant]
+    while pending:
+        dependant = pending.pop()
+        if isinstance(dependant.call, RequireScope):
+            return dependant.call.scope
+        pending.extend(dependant.dependencies)
+    return None
+
+
+def all_routes(app: FastAPI) -> list[BaseRoute]:
+    """The app's routes, those of included routers too (FastAPI 0.165 includes routers lazily)."""
+    iter_contexts = getattr(fastapi.routing, "iter_route_contexts", None)
+    if iter_contexts is None:
+        return list(app.routes)
+    return [context.original_route for context in iter_contexts(app.routes)]
+
+
+def undecided_routes(app: FastAPI) -> list[str]:
+    """Routes that neither require a scope nor are listed as public."""
+    undecided = []
+    for route in all_routes(app):
+        path = _path(route)
+        if isinstance(route, APIRoute) and required_scope(route) is not None:
+            continue
+        if path not in PUBLIC_PATHS:
+            undecided.append(path)
+    return undecided
+
+
+def _path(route: BaseRoute) -> str:
+    if isinstance(route, Mount | Route):
+        return route.path
+    return repr(route)
