@@ -19,6 +19,7 @@ from service.api.schemas import ErrorResponse
 from service.errors import Forbidden, Unauthorized
 from service.optlab.budget import work_budget
 from service.storage import tokens
+from service.storage.db import begin_write
 
 PUBLIC_PATHS = frozenset(
     {"/health", "/version", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/static"}
@@ -74,9 +75,16 @@ def _authenticate(factory: sessionmaker[Session], secret: str, address: str) -> 
         token = tokens.find_token(session, secret)
         if token is None:
             return None
-        session.commit()  # last_used_at
-        scopes = frozenset(Scope(s) for s in token.scopes)
-        return Principal(address=address, scopes=scopes, token_id=token.id, token_name=token.name)
+        principal = Principal(
+            address=address, scopes=frozenset(Scope(s) for s in token.scopes), token_id=token.id, token_name=token.name
+        )
+        stale = tokens.is_use_stale(token)
+    if stale:
+        with factory() as session:
+            begin_write(session)
+            tokens.record_use(session, token.id)
+            session.commit()
+    return principal
 
 
 def _template(request: Request) -> str:

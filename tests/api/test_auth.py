@@ -2,6 +2,7 @@
 
 import logging
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -197,3 +198,21 @@ def test_logs_of_an_authenticated_session_hold_no_token(client, app, admin, capl
     client.get("/jobs", headers=bearer(secret))
     assert caplog.records, "the session logged something"
     assert secret not in caplog.text and admin["Authorization"].split()[1] not in caplog.text
+
+
+def test_concurrent_first_uses_of_tokens_never_fail(client, app):
+    """Recording a token's first use writes; on SQLite that write runs in its own locked transaction."""
+    secrets = [issue_token(app, f"parallel-{i}", Scope.jobs_read, Scope.jobs_write) for i in range(8)]
+    statuses: list[int] = []
+
+    def use(secret: str) -> None:
+        for _ in range(3):
+            statuses.append(client.post("/jobs", json=SMALL_JOB, headers=bearer(secret)).status_code)
+            statuses.append(client.get("/jobs", headers=bearer(secret)).status_code)
+
+    threads = [threading.Thread(target=use, args=(secret,)) for secret in secrets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(set(statuses)) == [200, 201] and len(statuses) == 48
