@@ -15,6 +15,7 @@ from service.api import architectures, checkpoints, docs, events, history, jobs,
 from service.api.handlers import install_error_handlers
 from service.api.headers import SecurityHeaders
 from service.api.limits import BodySizeLimit
+from service.api.openapi import convlab_openapi
 from service.config import Settings, get_settings
 from service.inference import Predictor
 from service.storage.db import make_engine, make_session_factory, upgrade_database
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # served by service.api.docs from vendored assets, so they work offline
         redoc_url=None,
     )
+    app.openapi = partial(convlab_openapi, app)  # type: ignore[method-assign]
     app.state.settings = settings
     app.state.guards = Guards.from_settings(settings.access)
     for module in (jobs, history, events, checkpoints, predict, architectures, system, docs, optlab, tokens):

@@ -2,12 +2,12 @@
 
 from pathlib import Path
 
-import fastapi.routing
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Mount, Route
 
 from service.access import Scope
+from service.api.routes import all_routes
 from service.api.security import PUBLIC_PATHS, RequireScope
 from service.config import AccessSettings, AuthMode, Settings
 from service.storage import tokens
@@ -41,14 +41,6 @@ def required_scope(route: APIRoute) -> Scope | None:
             return dependant.call.scope
         pending.extend(dependant.dependencies)
     return None
-
-
-def all_routes(app: FastAPI) -> list[BaseRoute]:
-    """The app's routes, those of included routers too (FastAPI 0.165 includes routers lazily)."""
-    iter_contexts = getattr(fastapi.routing, "iter_route_contexts", None)
-    if iter_contexts is None:
-        return list(app.routes)
-    return [context.original_route for context in iter_contexts(app.routes)]
 
 
 def undecided_routes(app: FastAPI) -> list[str]:

@@ -12,9 +12,10 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from service.access import Scope
+from service.api.routes import all_routes
 from service.api.security import PUBLIC_PATHS
 from service.main import create_app
-from tests.api.auth_helpers import all_routes, bearer, issue_token, required_scope, required_settings, undecided_routes
+from tests.api.auth_helpers import bearer, issue_token, required_scope, required_settings, undecided_routes
 from tests.api.conftest import SMALL_JOB, make_client
 
 SAMPLE_VALUES = {"job_id": "1", "epoch": "1", "checkpoint_id": "1", "name": "nobody", "arch": "bn_lenet"}
