@@ -14,6 +14,7 @@ from types import FrameType
 from service import __version__
 from service.access.commands import add_token_parser, bootstrap_admin, run_token_command
 from service.config import Settings, get_settings
+from service.telemetry.logs import setup_logging
 
 log = logging.getLogger("convlab")
 WORKER_STOP_SECONDS = 60.0  # how long `serve` waits for its workers to checkpoint and requeue on exit
@@ -52,9 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `convlab` console script."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     settings = get_settings()
+    setup_logging(settings.log_format)
     if args.command == "serve":
         return serve(
             settings,
@@ -148,7 +148,8 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, log_level: 
             workers,
             auth,
         )
-        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+        # log_config=None: uvicorn's loggers (access log included) go through convlab's handler and format
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, log_config=None)
     except _Stopped as stopped:
         log.info("%s: stopping", stopped)
     finally:

@@ -45,6 +45,13 @@ class HealthRead(BaseModel):
     workers_alive: int = 0
 
 
+class Probe(BaseModel):
+    """A liveness or readiness answer."""
+
+    status: str = Field(examples=["ok"], description="ok, or unavailable (readiness) with the reason.")
+    reason: str | None = None
+
+
 class ArchitectureRead(BaseModel):
     name: str = Field(examples=["bn_lenet"])
     description: str

@@ -22,7 +22,8 @@ from service.storage import tokens
 from service.storage.db import begin_write
 
 PUBLIC_PATHS = frozenset(
-    {"/health", "/version", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/static"}
+    {"/health", "/health/live", "/health/ready", "/version", "/docs", "/docs/oauth2-redirect", "/redoc"}
+    | {"/openapi.json", "/static"}
 )
 
 bearer = HTTPBearer(
@@ -90,6 +91,26 @@ def _authenticate(factory: sessionmaker[Session], secret: str, address: str) -> 
 def _template(request: Request) -> str:
     route = request.scope.get("route")
     return str(getattr(route, "path", request.url.path))
+
+
+class MetricsAccess(RequireScope):
+    """The `metrics` scope (or admin), unless CONVLAB_METRICS_PUBLIC makes /metrics open to all."""
+
+    def __init__(self) -> None:
+        super().__init__(Scope.metrics)
+
+    async def __call__(
+        self,
+        request: Request,
+        credentials: Credentials,
+        settings: SettingsDep,
+        factory: SessionFactoryDep,
+        guards: GuardsDep,
+    ) -> Principal:
+        if settings.access.metrics_public:
+            address = request.client.host if request.client else "unknown"
+            return Principal(address=address, scopes=frozenset({Scope.metrics}))
+        return await super().__call__(request, credentials, settings, factory, guards)
 
 
 JOBS_READ = RequireScope(Scope.jobs_read)
