@@ -9,7 +9,20 @@ from anyio import to_thread
 from fastapi import FastAPI
 
 from service import __version__
-from service.api import architectures, checkpoints, docs, events, history, jobs, optlab, predict, system
+from service.api import (
+    architectures,
+    checkpoints,
+    clone,
+    compare,
+    docs,
+    events,
+    history,
+    jobs,
+    optlab,
+    predict,
+    sweeps,
+    system,
+)
 from service.api.handlers import install_error_handlers
 from service.api.limits import BodySizeLimit
 from service.config import Settings, get_settings
@@ -32,6 +45,7 @@ TAGS = [
     {"name": "predict", "description": "Classify images with a trained job's model."},
     {"name": "architectures", "description": "The trainable CNNs and their layer tables."},
     {"name": "system", "description": "Health and version."},
+    {"name": "sweeps", "description": "Hyper-parameter searches whose trials are ordinary jobs; comparisons; clones."},
     {
         "name": "optimization lab",
         "description": "Optimizer trajectories, convexity and stationary points, constrained problems, and the "
@@ -53,7 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    for module in (jobs, history, events, checkpoints, predict, architectures, system, docs, optlab):
+    routers = (jobs, history, events, checkpoints, predict, architectures, system, docs, optlab, sweeps, compare, clone)
+    for module in routers:
         app.include_router(module.router)
     app.mount(docs.STATIC_PREFIX, docs.static_files(), name="static")
     app.add_middleware(BodySizeLimit, max_bytes=settings.serving.predict_max_bytes)

@@ -43,8 +43,10 @@ def start_attempt(session: Session, lease: Lease) -> Checkpoint | None:
     return checkpoint
 
 
-def record_start(session: Session, lease: Lease, *, info: RunInfo, convlab_version: str) -> None:
-    """Store the run's provenance (versions, dataset checksum) and its totals."""
+def record_start(
+    session: Session, lease: Lease, *, info: RunInfo, convlab_version: str, environment: dict[str, Any]
+) -> None:
+    """Store the run's provenance (versions, dataset checksum), its totals and an "environment" event."""
     begin_fenced(
         session,
         lease,
@@ -55,6 +57,8 @@ def record_start(session: Session, lease: Lease, *, info: RunInfo, convlab_versi
         total_epochs=info.epochs,
         total_steps=info.total_steps,
     )
+    add_event(session, session.get_one(Job, lease.job_id), kind="environment", payload=environment)
+    session.flush()
 
 
 def record_progress(
