@@ -50,11 +50,12 @@ def create_job(body: Annotated[JobCreate, Depends(admitted)], session: SessionDe
 def list_jobs(
     session: SessionDep,
     status: Annotated[JobStatus | None, Query(description="Only jobs with this status.")] = None,
+    sweep: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only the trials of this sweep.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> JobPage:
     """A page of jobs, optionally with one status, newest first, and the total matching."""
-    items, total = jobs.list_jobs(session, status=status, limit=limit, offset=offset)
+    items, total = jobs.list_jobs(session, status=status, sweep=sweep, limit=limit, offset=offset)
     return JobPage(items=[JobRead.model_validate(j) for j in items], total=total, limit=limit, offset=offset)
 
 

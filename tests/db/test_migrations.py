@@ -12,7 +12,10 @@ from sqlalchemy import inspect
 from service.storage.db import Base, current_revision, downgrade_database, make_engine, upgrade_database
 from service.storage.orm import Job  # noqa: F401  (the tables are registered on Base.metadata)
 
-TABLES = {"jobs", "job_events", "epoch_metrics", "loss_points", "checkpoints", "workers", "alembic_version"}
+TABLES = {
+    *("jobs", "job_events", "epoch_metrics", "loss_points", "checkpoints", "workers", "alembic_version"),
+    *("sweeps", "sweep_trials"),
+}
 
 
 def _pending_differences(url: str) -> list[object]:
@@ -60,7 +63,7 @@ def test_cli_db_upgrade_from_concurrent_processes_migrates_once(empty_db_url: st
     outputs = [process.communicate(timeout=120) for process in processes]
     for process, (stdout, stderr) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, stderr
-        assert stdout.strip().splitlines()[-1] == "0001"
+        assert stdout.strip().splitlines()[-1] == "0003"
     assert sum("Running upgrade  -> 0001" in stderr for _, stderr in outputs) == 1
     assert _tables(empty_db_url) == TABLES
     assert _pending_differences(empty_db_url) == []
