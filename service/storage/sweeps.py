@@ -64,7 +64,7 @@ def trials_with_jobs(session: Session, sweep_id: int) -> list[tuple[SweepTrial, 
         .where(SweepTrial.sweep_id == sweep_id)
         .order_by(SweepTrial.number)
     )
-    return [(trial, job) for trial, job in session.execute(query).tuples()]
+    return [(trial, job) for trial, job in session.execute(query).all()]
 
 
 def metric_by_epoch(session: Session, job_ids: list[int], metric: str) -> dict[int, dict[int, float]]:
@@ -72,7 +72,7 @@ def metric_by_epoch(session: Session, job_ids: list[int], metric: str) -> dict[i
     column = getattr(EpochMetric, metric)
     rows = session.execute(
         select(EpochMetric.job_id, EpochMetric.epoch, column).where(EpochMetric.job_id.in_(job_ids))
-    ).tuples()
+    ).all()
     out: dict[int, dict[int, float]] = {job_id: {} for job_id in job_ids}
     for job_id, epoch, value in rows:
         out[job_id][epoch] = float(value)
