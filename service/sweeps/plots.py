@@ -24,7 +24,7 @@ def _against_parameter(ax: Axes, path: str, trials: list[TrialView], metric: str
     ax.scatter(xs, [t.value or 0.0 for t in trials], c=colors)  # only trials with a value are drawn
     if not numeric:
         ax.set_xticks(range(len(labels)), labels)
-    elif log or (min(xs) > 0 and max(xs) >= 50 * min(xs)):  # values spread over decades read better on a log axis
+    elif log or (xs and min(xs) > 0 and max(xs) >= 50 * min(xs)):  # values over decades read better on a log axis
         ax.set_xscale("log")
     ax.set(xlabel=path, ylabel=metric)
     ax.grid(True, alpha=0.3)

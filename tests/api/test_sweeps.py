@@ -39,6 +39,7 @@ def test_grid_runs_exactly_the_product_of_its_value_counts(client: TestClient, s
     assert sorted(j["id"] for j in listed["items"]) == sorted(t["job_id"] for t in done["trials"])
     best = max(done["trials"], key=lambda t: t["value"])
     assert done["best"]["value"] == best["value"]
+    assert client.get(f"/sweeps/{sweep['id']}/plot.png").content.startswith(b"\x89PNG")
 
 
 @pytest.mark.parametrize("sampler", ["random", "tpe"])
