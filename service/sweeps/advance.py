@@ -116,6 +116,7 @@ def _advance_locked(session: Session, sweep: Sweep) -> list[SweepTrial]:
     trials = load_trials(session, sweep)
     if sum(t.status is JobStatus.failed for t in trials) >= sweep.max_failed:
         _end(sweep, SweepStatus.failed)
+        _cancel_trials(session, sweep.id)
         return []
     active = sum(not t.status.finished for t in trials)
     room = min(sweep.max_concurrent - active, sweep.max_trials - sweep.trials_asked)
@@ -162,8 +163,12 @@ def cancel_sweep(session: Session, sweep_id: int) -> Sweep:
     if sweep.status is not SweepStatus.running:
         raise Conflict(f"sweep {sweep_id} has already ended ({sweep.status.value})")
     _end(sweep, SweepStatus.cancelled)
+    _cancel_trials(session, sweep_id)
+    return sweep
+
+
+def _cancel_trials(session: Session, sweep_id: int) -> None:
     for _, job in store.trials_with_jobs(session, sweep_id):
         if not job.status.finished:
             request_cancel(session, job)  # the sweep's lock, then the job's: the order every path takes
     session.flush()
-    return sweep

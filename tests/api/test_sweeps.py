@@ -70,6 +70,17 @@ def test_extending_a_finished_sweep_runs_the_new_trials_only(client: TestClient,
     assert client.get("/jobs").json()["total"] == 4
 
 
+def test_sweep_ends_failed_after_max_failed_trials_and_cancels_the_rest(
+    client: TestClient, settings: Settings
+) -> None:
+    space = {"optimizer.lr": {"values": [1e6, 2e6, 3e6]}}  # every trial diverges
+    sweep = _sweep(client, space=space, sampler="grid", max_concurrent=2, max_failed=1)
+    run_worker(settings, burst=True)
+    done = client.get(f"/sweeps/{sweep['id']}").json()
+    assert done["status"] == "failed" and done["best"] is None
+    assert [t["status"] for t in done["trials"]] == ["failed", "cancelled"]  # no third trial was asked for
+
+
 def test_max_trials_can_only_be_raised(client: TestClient) -> None:
     sweep = _sweep(client, space={"seed": {"low": 0, "high": 9}}, sampler="random", max_trials=3)
     response = client.patch(f"/sweeps/{sweep['id']}", json={"max_trials": 2})
