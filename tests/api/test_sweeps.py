@@ -70,9 +70,7 @@ def test_extending_a_finished_sweep_runs_the_new_trials_only(client: TestClient,
     assert client.get("/jobs").json()["total"] == 4
 
 
-def test_sweep_ends_failed_after_max_failed_trials_and_cancels_the_rest(
-    client: TestClient, settings: Settings
-) -> None:
+def test_sweep_ends_failed_after_max_failed_trials_and_cancels_the_rest(client: TestClient, settings: Settings) -> None:
     space = {"optimizer.lr": {"values": [1e6, 2e6, 3e6]}}  # every trial diverges
     sweep = _sweep(client, space=space, sampler="grid", max_concurrent=2, max_failed=1)
     run_worker(settings, burst=True)
