@@ -14,6 +14,8 @@ from service.access.limits import Guards
 from service.api import (
     architectures,
     checkpoints,
+    clone,
+    compare,
     docs,
     events,
     history,
@@ -21,6 +23,7 @@ from service.api import (
     metrics,
     optlab,
     predict,
+    sweeps,
     system,
     tokens,
 )
@@ -55,6 +58,7 @@ TAGS = [
     {"name": "architectures", "description": "The trainable CNNs and their layer tables."},
     {"name": "system", "description": "Health and version."},
     {"name": "tokens", "description": "API tokens and their scopes (admin only)."},
+    {"name": "sweeps", "description": "Hyper-parameter searches whose trials are ordinary jobs; comparisons; clones."},
     {
         "name": "optimization lab",
         "description": "Optimizer trajectories, convexity and stationary points, constrained problems, and the "
@@ -79,7 +83,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.guards = Guards.from_settings(settings.access)
     app.state.metrics = Metrics()
-    routers = (jobs, history, events, checkpoints, predict, architectures, system, metrics, docs, optlab, tokens)
+    routers = (
+        *(jobs, history, events, checkpoints, predict, architectures, system, metrics, docs, optlab, tokens),
+        *(sweeps, compare, clone),
+    )
     for module in routers:
         app.include_router(module.router)
     app.mount(docs.STATIC_PREFIX, docs.static_files(), name="static")

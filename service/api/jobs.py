@@ -30,7 +30,7 @@ def admitted(
     from a caller below its quota of active jobs (429 if not)."""
     check_job_limits(body.to_spec(), settings.jobs, data_dir=settings.data_dir, allow_download=settings.allow_download)
     limit = settings.access.max_active_jobs
-    if jobs.begin_submission(session, _owner(principal)) >= limit:
+    if jobs.begin_submission(session, owner_of(principal)) >= limit:
         raise TooManyRequests(
             f"this caller already has {limit} queued or running jobs (max_active_jobs); wait for one to finish",
             retry_after=QUOTA_RETRY_SECONDS,
@@ -38,7 +38,8 @@ def admitted(
     return body
 
 
-def _owner(principal: Principal) -> jobs.Owner:
+def owner_of(principal: Principal) -> jobs.Owner:
+    """Who a job (or sweep) submitted by `principal` belongs to."""
     return jobs.Owner(token_id=principal.token_id, name=principal.token_name, address=principal.address)
 
 
@@ -71,7 +72,7 @@ def create_job(
     body: Annotated[JobCreate, Depends(admitted)], principal: WritesJobs, session: SessionDep, response: Response
 ) -> Job:
     """Validate the spec, fill in the book's recipe for what is left out, and queue the job (owned by the token)."""
-    job = jobs.create_job(session, spec=body.to_spec(), priority=body.priority, owner=_owner(principal))
+    job = jobs.create_job(session, spec=body.to_spec(), priority=body.priority, owner=owner_of(principal))
     session.commit()
     response.headers["Location"] = f"/jobs/{job.id}"
     return job
@@ -81,11 +82,12 @@ def create_job(
 def list_jobs(
     session: SessionDep,
     status: Annotated[JobStatus | None, Query(description="Only jobs with this status.")] = None,
+    sweep: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only the trials of this sweep.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> JobPage:
     """A page of jobs, optionally with one status, newest first, and the total matching."""
-    items, total = jobs.list_jobs(session, status=status, limit=limit, offset=offset)
+    items, total = jobs.list_jobs(session, status=status, sweep=sweep, limit=limit, offset=offset)
     return JobPage(items=[JobRead.model_validate(j) for j in items], total=total, limit=limit, offset=offset)
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker, undefer
 from service.errors import Conflict, NotFound
 from service.records import History
 from service.storage.db import begin_write, utcnow
-from service.storage.orm import Checkpoint, EpochMetric, Job, JobEvent, JobStatus, LossPoint, Worker
+from service.storage.orm import Checkpoint, EpochMetric, Job, JobEvent, JobStatus, LossPoint, SweepTrial, Worker
 from service.training.spec import JobSpec, resolve_defaults
 
 
@@ -66,12 +66,14 @@ def get_job(session: Session, job_id: int) -> Job:
 
 
 def list_jobs(
-    session: Session, *, status: JobStatus | None = None, limit: int = 50, offset: int = 0
+    session: Session, *, status: JobStatus | None = None, sweep: int | None = None, limit: int = 50, offset: int = 0
 ) -> tuple[list[Job], int]:
-    """A page of jobs, newest first, optionally with one status, and the total count matching."""
+    """A page of jobs, newest first, optionally with one status or of one sweep, and the total count matching."""
     query = select(Job)
     if status is not None:
         query = query.where(Job.status == status)
+    if sweep is not None:
+        query = query.where(Job.id.in_(select(SweepTrial.job_id).where(SweepTrial.sweep_id == sweep)))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     page = session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit).offset(offset))
     return list(page), total

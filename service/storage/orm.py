@@ -153,7 +153,7 @@ class JobEvent(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     job_id: Mapped[int] = mapped_column(BigId, _fk("jobs.id"))
     attempt: Mapped[int] = mapped_column(Integer)
-    kind: Mapped[str] = mapped_column(String(32))  # "status" or "epoch"
+    kind: Mapped[str] = mapped_column(String(32))  # "status", "epoch", "environment" or "prune"
     payload: Mapped[JSONValue] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -232,3 +232,68 @@ class Worker(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     current_job_id: Mapped[int | None] = mapped_column(BigId)
+
+
+class SweepStatus(enum.StrEnum):
+    """A sweep's lifecycle: running -> succeeded | failed (too many failed trials) | cancelled; PATCH reopens."""
+
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class Sweep(Base):
+    """A hyper-parameter search: a base spec, a space of dotted spec paths, and how trials are proposed."""
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[SweepStatus] = mapped_column(
+        Enum(
+            SweepStatus,
+            name="sweep_status",
+            native_enum=False,
+            create_constraint=True,
+            length=16,
+            values_callable=lambda statuses: [s.value for s in statuses],
+            validate_strings=True,
+        ),
+        default=SweepStatus.running,
+    )
+    base: Mapped[JSONValue] = mapped_column(JSON)  # the job spec every trial starts from
+    space: Mapped[JSONValue] = mapped_column(JSON)  # dotted path -> {"values"|"low"/"high"|"choices": ...}
+    sampler: Mapped[str] = mapped_column(String(16))
+    pruner: Mapped[JSONValue] = mapped_column(JSON)
+    metric: Mapped[str] = mapped_column(String(32))
+    goal: Mapped[str] = mapped_column(String(8))  # "max" or "min"
+    max_trials: Mapped[int] = mapped_column(Integer)
+    max_concurrent: Mapped[int] = mapped_column(Integer)
+    max_failed: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    trials_asked: Mapped[int] = mapped_column(Integer, default=0)  # the next trial number; never reused
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # who started it: its trials are jobs owned by the same token (as in Job)
+    owner_token_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("api_tokens.id", ondelete="SET NULL"))
+    owner_name: Mapped[str | None] = mapped_column(String(64))
+    client_address: Mapped[str | None] = mapped_column(String(64))
+
+
+class SweepTrial(Base):
+    """One trial of a sweep: the job that runs it, its parameters, and what its pruner recorded."""
+
+    __tablename__ = "sweep_trials"
+    __table_args__ = (UniqueConstraint("sweep_id", "number"), UniqueConstraint("job_id"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    sweep_id: Mapped[int] = mapped_column(BigId, _fk("sweeps.id"))
+    number: Mapped[int] = mapped_column(Integer)  # 0-based, in the order trials were asked for
+    job_id: Mapped[int] = mapped_column(BigId, _fk("jobs.id"))
+    params: Mapped[JSONValue] = mapped_column(JSON)  # dotted path -> value
+    pruned_epoch: Mapped[int | None] = mapped_column(Integer)  # set when the pruner stopped the trial
+    pruner_state: Mapped[JSONValue] = mapped_column(JSON, default=dict)  # the pruner's per-trial notes (rungs)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

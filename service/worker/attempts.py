@@ -58,8 +58,10 @@ def _mark_superseded(session: Session, lease: Lease, *, after_epoch: int) -> Non
     session.flush()
 
 
-def record_start(session: Session, lease: Lease, *, info: RunInfo, convlab_version: str) -> None:
-    """Store the run's provenance (versions, dataset checksum) and its totals."""
+def record_start(
+    session: Session, lease: Lease, *, info: RunInfo, convlab_version: str, environment: dict[str, Any]
+) -> None:
+    """Store the run's provenance (versions, dataset checksum), its totals and an "environment" event."""
     begin_fenced(
         session,
         lease,
@@ -70,6 +72,8 @@ def record_start(session: Session, lease: Lease, *, info: RunInfo, convlab_versi
         total_epochs=info.epochs,
         total_steps=info.total_steps,
     )
+    add_event(session, session.get_one(Job, lease.job_id), kind="environment", payload=environment)
+    session.flush()
 
 
 def record_progress(

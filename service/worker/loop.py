@@ -21,6 +21,8 @@ from service.config import Settings
 from service.errors import LeaseLost
 from service.storage.db import make_engine, make_session_factory
 from service.storage.orm import Job, JobStatus
+from service.storage.sweeps import sweeps_wanting_trials, trial_of_job
+from service.sweeps import advance_sweep
 from service.telemetry.logs import job_context
 from service.training import FitResult, fit
 from service.training.spec import JobSpec, resolve_defaults
@@ -99,7 +101,8 @@ class JobWorker:
             touch_worker(session, self.worker_id, current_job_id=claimed[1].job_id if claimed else None)
             session.commit()
         if claimed is None:
-            return False
+            # Heal sweeps left short of trials (a worker died between ending a trial and advancing its sweep).
+            return self._advance_sweeps(None) > 0 and self.run_next()
         job, lease = claimed
         log.info("worker %s: job %s attempt %s", self.worker_id, lease.job_id, lease.attempt)
         try:
@@ -167,6 +170,8 @@ class JobWorker:
             self._finish(lease, JobStatus.failed, reason="training diverged", error=result.message)
         elif stop_reason == "cancelled":
             self._finish(lease, JobStatus.cancelled, reason=f"cancel requested; {result.message}")
+        elif stop_reason == "pruned":
+            self._finish(lease, JobStatus.cancelled, reason=f"pruned by its sweep; {result.message}")
         elif stop_reason == "shutdown":
             with self.session_factory() as session:
                 requeue_job(session, lease, reason=f"worker shutting down; {result.message}")
@@ -186,6 +191,27 @@ class JobWorker:
         with self.session_factory() as session:
             finish_job(session, lease, status=status, reason=reason, error=error, result=result)
             session.commit()
+        self._advance_sweeps(lease.job_id)
+
+    def _advance_sweeps(self, job_id: int | None) -> int:
+        """Advance the sweep of the trial `job_id` (None: every running sweep short of trials); new trials."""
+        with self.session_factory() as session:
+            if job_id is None:
+                sweep_ids = sweeps_wanting_trials(session)
+            else:
+                trial = trial_of_job(session, job_id)
+                sweep_ids = [trial.sweep_id] if trial is not None else []
+        added = 0
+        for sweep_id in sweep_ids:
+            with self.session_factory() as session:
+                try:
+                    added += len(advance_sweep(session, sweep_id))
+                    session.commit()
+                except SQLAlchemyError:
+                    raise
+                except Exception:  # a sweep that cannot advance must not take the worker down with it
+                    log.exception("sweep %s could not advance", sweep_id)
+        return added
 
 
 def _message(exc: BaseException) -> str:

@@ -6,7 +6,10 @@ import time
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import __version__
+from service.storage.orm import Job
+from service.sweeps import Decision, judge_epoch
 from service.training import Callbacks, Checkpoint, EpochRecord, Progress, RunInfo, StepRecord
+from service.training.environment import describe_environment
 from service.worker.attempts import record_checkpoint, record_epoch, record_progress, record_start
 from service.worker.heartbeat import Heartbeat
 from service.worker.leases import Lease
@@ -40,13 +43,17 @@ class JobRecorder(Callbacks):
         self.pending: list[StepRecord] = []
         self.start_step = 0
         self.last_write = 0.0
+        self.epochs = 0
+        self.pruned: Decision | None = None  # set when the sweep's pruner stops this trial
 
     def stop_reason(self) -> str | None:
-        """Why training should stop now: "lease lost", "cancelled", "shutdown", or None to go on."""
+        """Why training should stop now: "lease lost", "cancelled", "pruned", "shutdown", or None to go on."""
         if self.heartbeat.lost.is_set():
             return "lease lost"
         if self.heartbeat.cancel_requested.is_set():
             return "cancelled"
+        if self.pruned is not None:
+            return "pruned"
         if self.shutdown.is_set():
             return "shutdown"
         return None
@@ -58,8 +65,10 @@ class JobRecorder(Callbacks):
     def on_start(self, info: RunInfo) -> None:
         """Store provenance and totals."""
         self.start_step = info.resumed_from_step
+        self.epochs = info.epochs
+        environment = describe_environment(info, convlab_version=__version__)
         with self.session_factory() as session:
-            record_start(session, self.lease, info=info, convlab_version=__version__)
+            record_start(session, self.lease, info=info, convlab_version=__version__, environment=environment)
             session.commit()
 
     def on_step(self, record: StepRecord) -> None:
@@ -89,9 +98,12 @@ class JobRecorder(Callbacks):
         self.pending = []
 
     def on_epoch(self, record: EpochRecord) -> None:
-        """Store the epoch's metrics and its event."""
+        """Store the epoch's metrics and its event; a sweep's trial is judged by its pruner in the same write."""
         with self.session_factory() as session:
             record_epoch(session, self.lease, record=record, points=self.pending)
+            if record.epoch < self.epochs:  # after the last epoch there is nothing left to save
+                decision = judge_epoch(session, session.get_one(Job, self.lease.job_id), epoch=record.epoch)
+                self.pruned = decision if decision is not None and decision.prune else None
             session.commit()
         self.pending = []
 

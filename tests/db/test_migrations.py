@@ -20,6 +20,8 @@ TABLES = {
     "checkpoints",
     "workers",
     "api_tokens",
+    "sweeps",
+    "sweep_trials",
     "alembic_version",
 }
 

@@ -97,7 +97,7 @@ def test_worker_whose_lease_was_taken_over_cannot_write(session_factory: session
     checkpoint = TrainingCheckpoint(1, 2, b"stale weights", RECORD)
     writes: list[Callable[[Session], object]] = [
         lambda s: renew_lease(s, old, lease_seconds=30),
-        lambda s: record_start(s, old, info=_run_info(), convlab_version="x"),
+        lambda s: record_start(s, old, info=_run_info(), convlab_version="x", environment={"device": "cpu"}),
         lambda s: record_progress(s, old, points=point, epoch=1, step=1, images_per_sec=1.0, eta_seconds=1.0),
         lambda s: record_epoch(s, old, record=RECORD, points=point),
         lambda s: record_checkpoint(s, old, checkpoint=checkpoint, points=point, keep=3),

@@ -1,0 +1,67 @@
+"""Reproducibility: a job's recorded environment, and clones that queue its spec again."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Response
+
+from service.api.deps import JobIdPath, SessionDep, SettingsDep
+from service.api.jobs import QUOTA_RETRY_SECONDS, owner_of
+from service.api.schemas import ErrorResponse, JobRead
+from service.api.security import JOBS_READ, WritesJobs, auth_responses
+from service.errors import Conflict, TooManyRequests
+from service.storage import jobs
+from service.storage.orm import Job
+from service.storage.sweeps import latest_event
+from service.sweeps.clone import CloneRequest, cloned_spec
+from service.training.admission import check_job_limits
+
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=auth_responses())
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "description": "No such job."}}
+
+
+@router.post(
+    "/{job_id}/clone",
+    status_code=201,
+    summary="Queue a copy of a job",
+    response_model=JobRead,
+    responses={**NOT_FOUND, 422: {"model": ErrorResponse, "description": "An unknown path or a bad value."}},
+)
+def clone_job(
+    job_id: JobIdPath,
+    principal: WritesJobs,
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
+    body: Annotated[CloneRequest, Body()] = CloneRequest(),  # noqa: B008  (an immutable default: no overrides)
+) -> Job:
+    """Queue the job's complete spec again, with the overrides applied (on the CPU, an exact rerun); the copy
+    belongs to the caller's token and counts toward its active jobs."""
+    owner = owner_of(principal)
+    limit = settings.access.max_active_jobs
+    if jobs.begin_submission(session, owner) >= limit:
+        raise TooManyRequests(
+            f"this caller already has {limit} queued or running jobs (max_active_jobs); wait for one to finish",
+            retry_after=QUOTA_RETRY_SECONDS,
+        )
+    spec = cloned_spec(session, job_id, body.overrides)
+    check_job_limits(spec, settings.jobs, data_dir=settings.data_dir, allow_download=settings.allow_download)
+    job = jobs.create_job(session, spec=spec, priority=body.priority, owner=owner)
+    session.commit()
+    response.headers["Location"] = f"/jobs/{job.id}"
+    return job
+
+
+@router.get(
+    "/{job_id}/environment",
+    summary="Get the environment a job ran in",
+    responses={**NOT_FOUND, 409: {"model": ErrorResponse, "description": "The job has not started yet."}},
+    dependencies=[Depends(JOBS_READ)],
+)
+def get_environment(job_id: JobIdPath, session: SessionDep) -> dict[str, Any]:
+    """Versions, device, determinism settings and dataset checksum, as recorded when its last attempt started."""
+    jobs.get_job(session, job_id)
+    event = latest_event(session, job_id, kind="environment")
+    if event is None:
+        raise Conflict(f"job {job_id} has not started yet; its environment is recorded when it does")
+    return event.payload

@@ -1,0 +1,84 @@
+"""Wire types of sweeps, comparisons and clones (the requests are in service/sweeps/definition.py)."""
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.storage.orm import JobStatus, Sweep, SweepStatus
+from service.sweeps.advance import best_trial
+from service.sweeps.study import TrialView
+
+
+class TrialRead(BaseModel):
+    """One trial: its number, job, parameters, status and the sweep's metric."""
+
+    number: int = Field(examples=[0])
+    job_id: int
+    params: dict[str, Any] = Field(examples=[{"optimizer.lr": 0.1}])
+    status: JobStatus
+    state: str = Field(description="Optuna's view: RUNNING, COMPLETE, PRUNED or FAIL.", examples=["COMPLETE"])
+    pruned_epoch: int | None = None
+    value: float | None = Field(None, description="The metric at the trial's last finished epoch.")
+    values: dict[int, float] = Field(default_factory=dict, description="The metric per finished epoch.")
+
+    @classmethod
+    def of(cls, trial: TrialView) -> "TrialRead":
+        """The wire form of a stored trial."""
+        return cls(
+            number=trial.number,
+            job_id=trial.job_id,
+            params=trial.params,
+            status=trial.status,
+            state=trial.state.name,
+            pruned_epoch=trial.pruned_epoch,
+            value=trial.value,
+            values=trial.intermediate,
+        )
+
+
+class SweepSummary(BaseModel):
+    """A sweep without its trials."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    status: SweepStatus
+    base: dict[str, Any]
+    space: dict[str, Any]
+    sampler: str
+    pruner: dict[str, Any]
+    metric: str
+    goal: str
+    max_trials: int
+    max_concurrent: int
+    max_failed: int
+    seed: int
+    priority: int
+    trials_asked: int
+    created_at: datetime
+    finished_at: datetime | None = None
+
+
+class SweepRead(SweepSummary):
+    """A sweep with its trials in number order and the best finished trial."""
+
+    trials: list[TrialRead]
+    best: TrialRead | None = Field(None, description="The finished trial with the best final metric.")
+
+    @classmethod
+    def of(cls, sweep: Sweep, trials: list[TrialView]) -> "SweepRead":
+        """The wire form of a sweep and its stored trials."""
+        best = best_trial(sweep, trials)
+        summary = SweepSummary.model_validate(sweep).model_dump()
+        return cls(**summary, trials=[TrialRead.of(t) for t in trials], best=TrialRead.of(best) if best else None)
+
+
+class SweepPage(BaseModel):
+    """One page of sweeps, newest first."""
+
+    items: list[SweepSummary]
+    total: int
+    limit: int
+    offset: int

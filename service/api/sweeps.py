@@ -1,0 +1,119 @@
+"""Sweeps: hyper-parameter searches whose trials are ordinary jobs."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+
+from service.api.deps import MAX_ID, SessionDep, SessionFactoryDep, SettingsDep
+from service.api.jobs import owner_of
+from service.api.schemas import ErrorResponse
+from service.api.security import JOBS_READ, WritesJobs, auth_responses
+from service.api.sweep_schemas import SweepPage, SweepRead, SweepSummary
+from service.errors import Forbidden
+from service.storage import sweeps as store
+from service.sweeps import advance, plots
+from service.sweeps.definition import SweepDefinition, SweepUpdate
+from service.training.admission import check_job_limits
+from service.training.spec import JobSpec
+
+router = APIRouter(prefix="/sweeps", tags=["sweeps"], responses=auth_responses())
+READS = [Depends(JOBS_READ)]
+
+SweepIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="The sweep's id.", examples=[1])]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "description": "No such sweep."}}
+INVALID: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorResponse, "description": "An unknown spec path, a bad range or value, or a limit passed."}
+}
+
+
+def changeable(sweep_id: SweepIdPath, principal: WritesJobs, factory: SessionFactoryDep) -> int:
+    """The id of an existing sweep this caller may change: its own, or any for an admin (403 otherwise)."""
+    with factory() as session:
+        owner = store.get_sweep(session, sweep_id).owner_token_id
+    if not principal.may_change(owner):
+        raise Forbidden(f"sweep {sweep_id} was started by another token; only its owner or an admin can change it")
+    return sweep_id
+
+
+def _read(session: SessionDep, sweep_id: int) -> SweepRead:
+    sweep = store.get_sweep(session, sweep_id)
+    return SweepRead.of(sweep, advance.load_trials(session, sweep))
+
+
+@router.post("", status_code=201, summary="Start a sweep", response_model=SweepRead, responses=INVALID)
+def create_sweep(
+    body: SweepDefinition, principal: WritesJobs, session: SessionDep, settings: SettingsDep, response: Response
+) -> SweepRead:
+    """Check every space path against the job spec, store the sweep and queue its first trials (owned by the
+    caller's token, like the sweep)."""
+
+    def check(spec: JobSpec) -> None:
+        check_job_limits(spec, settings.jobs, data_dir=settings.data_dir, allow_download=settings.allow_download)
+
+    sweep = advance.create_sweep(session, body, check=check, owner=owner_of(principal))
+    session.commit()
+    response.headers["Location"] = f"/sweeps/{sweep.id}"
+    return _read(session, sweep.id)
+
+
+@router.get("", summary="List sweeps, newest first", response_model=SweepPage, dependencies=READS)
+def list_sweeps(
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+) -> SweepPage:
+    """A page of sweeps without their trials."""
+    items, total = store.list_sweeps(session, limit=limit, offset=offset)
+    return SweepPage(items=[SweepSummary.model_validate(s) for s in items], total=total, limit=limit, offset=offset)
+
+
+@router.get(
+    "/{sweep_id}",
+    summary="Get a sweep with its trials",
+    response_model=SweepRead,
+    responses=NOT_FOUND,
+    dependencies=READS,
+)
+def get_sweep(sweep_id: SweepIdPath, session: SessionDep) -> SweepRead:
+    """The sweep, its trials (parameters, status, metric) and the best finished trial."""
+    return _read(session, sweep_id)
+
+
+@router.patch(
+    "/{sweep_id}",
+    summary="Raise a sweep's max_trials",
+    response_model=SweepRead,
+    responses={**NOT_FOUND, **INVALID, 409: {"model": ErrorResponse, "description": "The sweep was cancelled."}},
+)
+def update_sweep(sweep_id: Annotated[int, Depends(changeable)], body: SweepUpdate, session: SessionDep) -> SweepRead:
+    """Raise `max_trials`; a finished sweep reopens and runs the new trials only."""
+    advance.extend_sweep(session, sweep_id, max_trials=body.max_trials)
+    session.commit()
+    return _read(session, sweep_id)
+
+
+@router.post(
+    "/{sweep_id}/cancel",
+    summary="Cancel a sweep",
+    response_model=SweepRead,
+    responses={**NOT_FOUND, 409: {"model": ErrorResponse, "description": "The sweep has already ended."}},
+)
+def cancel_sweep(sweep_id: Annotated[int, Depends(changeable)], session: SessionDep) -> SweepRead:
+    """Stop asking for trials; cancel the queued trials and ask the running ones to stop."""
+    advance.cancel_sweep(session, sweep_id)
+    session.commit()
+    return _read(session, sweep_id)
+
+
+@router.get(
+    "/{sweep_id}/plot.png",
+    summary="Plot a sweep",
+    response_class=Response,
+    responses={**NOT_FOUND, 200: {"content": {"image/png": {}}, "description": "A PNG figure."}},
+    dependencies=READS,
+)
+def plot_sweep(sweep_id: SweepIdPath, session: SessionDep) -> Response:
+    """The metric against each searched parameter, and over trials."""
+    sweep = store.get_sweep(session, sweep_id)
+    png = plots.render_sweep(sweep, advance.load_trials(session, sweep))
+    return Response(content=png, media_type="image/png")
