@@ -101,9 +101,9 @@ class JobWorker:
         if claimed is None:
             return False
         job, lease = claimed
-        log.info("worker %s: job %s attempt %s", self.worker_id, lease.job_id, lease.attempt)
         try:
             with job_context(lease.job_id, lease.attempt):
+                log.info("worker %s: job %s attempt %s", self.worker_id, lease.job_id, lease.attempt)
                 self.run_job(job, lease)
         except LeaseLost as exc:
             log.warning("%s; leaving the job to its new owner", exc)
@@ -186,6 +186,7 @@ class JobWorker:
         with self.session_factory() as session:
             finish_job(session, lease, status=status, reason=reason, error=error, result=result)
             session.commit()
+        log.info("job %s %s: %s", lease.job_id, status.value, reason)
 
 
 def _message(exc: BaseException) -> str:
