@@ -36,7 +36,9 @@ class DatabaseCollector(Collector):
         yield from families
 
     def _families(self, session: Session) -> Iterator[Metric]:
-        counts = dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).tuples().all())
+        counts: dict[JobStatus, int] = {
+            status: count for status, count in session.execute(select(Job.status, func.count()).group_by(Job.status))
+        }
         jobs = GaugeMetricFamily("convlab_jobs", "Jobs in the database, by status.", labels=["status"])
         for status in JobStatus:
             jobs.add_metric([status.value], counts.get(status, 0))
@@ -61,7 +63,7 @@ class DatabaseCollector(Collector):
             select(Job.spec["architecture"].as_string(), Job.started_at, Job.finished_at).where(
                 Job.status == JobStatus.succeeded, Job.started_at.is_not(None), Job.finished_at.is_not(None)
             )
-        ).tuples()
+        )
         observed: dict[str, list[float]] = {}
         for architecture, started, finished in rows:
             label = architecture if architecture in known else "other"

@@ -104,9 +104,9 @@ class JobWorker:
             # Heal sweeps left short of trials (a worker died between ending a trial and advancing its sweep).
             return self._advance_sweeps(None) > 0 and self.run_next()
         job, lease = claimed
-        log.info("worker %s: job %s attempt %s", self.worker_id, lease.job_id, lease.attempt)
         try:
             with job_context(lease.job_id, lease.attempt):
+                log.info("worker %s: job %s attempt %s", self.worker_id, lease.job_id, lease.attempt)
                 self.run_job(job, lease)
         except LeaseLost as exc:
             log.warning("%s; leaving the job to its new owner", exc)
@@ -191,6 +191,7 @@ class JobWorker:
         with self.session_factory() as session:
             finish_job(session, lease, status=status, reason=reason, error=error, result=result)
             session.commit()
+        log.info("job %s %s: %s", lease.job_id, status.value, reason)
         self._advance_sweeps(lease.job_id)
 
     def _advance_sweeps(self, job_id: int | None) -> int:

@@ -1,6 +1,9 @@
 """Helpers for the access-control tests: apps with auth required, and tokens made in their database."""
 
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -12,6 +15,8 @@ from service.api.security import PUBLIC_PATHS, RequireScope
 from service.config import AccessSettings, AuthMode, Settings
 from service.storage import tokens
 from tests.api.conftest import make_settings
+
+T = TypeVar("T")
 
 
 def required_settings(state_dir: Path, data_dir: Path, **access: object) -> Settings:
@@ -59,3 +64,11 @@ def _path(route: BaseRoute) -> str:
     if isinstance(route, Mount | Route):
         return route.path
     return repr(route)
+
+
+def run_together(work: Callable[[T], object], items: Iterable[T]) -> None:
+    """Call `work` on every item from its own thread at once; an exception in any of them fails the caller."""
+    items = list(items)
+    with ThreadPoolExecutor(max_workers=len(items)) as pool:
+        for future in [pool.submit(work, item) for item in items]:
+            future.result()

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from service.access import Scope
 from service.config import AccessSettings, AuthMode
 from service.main import create_app
-from tests.api.auth_helpers import bearer, issue_token, required_settings
+from tests.api.auth_helpers import bearer, issue_token, required_settings, run_together
 from tests.api.conftest import SMALL_JOB, make_client, make_settings
 from tests.db.databases import BACKENDS, fresh_postgres_database, postgres_server_url
 
@@ -147,13 +147,6 @@ def test_concurrent_submissions_cannot_overrun_the_quota(backend, tmp_path, data
         app = create_app(make_settings(tmp_path, data_dir, access=access, database_url=url))
         client = stack.enter_context(make_client(app))
         statuses: list[int] = []
-        threads = [
-            threading.Thread(target=lambda: statuses.append(client.post("/jobs", json=SMALL_JOB).status_code))
-            for _ in range(10)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run_together(lambda _: statuses.append(client.post("/jobs", json=SMALL_JOB).status_code), range(10))
         assert sorted(statuses) == [201] * 3 + [429] * 7
         stack.callback(app.state.engine.dispose)

@@ -105,7 +105,7 @@ def test_job_metrics_equal_the_database_after_a_separate_worker_ran(tmp_path: Pa
         client.post("/jobs", json=TINY_JOB)  # queued after the worker left
         families = scrape(client)
         with app.state.session_factory() as session:
-            counts = dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).tuples().all())
+            counts = {status: n for status, n in session.execute(select(Job.status, func.count()).group_by(Job.status))}
     for status in JobStatus:
         assert value(families, "convlab_jobs", status=status.value) == counts.get(status, 0), status
     assert counts[JobStatus.succeeded] == 3 and counts[JobStatus.queued] == 1
