@@ -7,6 +7,7 @@ the queue group is still CONVLAB_LEASE_SECONDS, `max_steps` in the lab group is 
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +36,7 @@ class JobLimits(Group):
 
     max_epochs: int = Field(200, ge=1)
     max_batch_size: int = Field(4096, ge=1)
+    max_processes: int = Field(8, ge=1, description="Most processes one job may train across (distributed).")
 
 
 class ServingSettings(Group):
@@ -74,6 +76,16 @@ class LabSettings(Group):
     max_linreg_epochs: int = Field(20, ge=1, description="Most epochs of a linear-regression run.")
 
 
+class FleetSettings(Group):
+    """What a worker tells the fleet it can run."""
+
+    simulate_device: Literal["", "cpu", "cuda"] = Field(
+        "",
+        description="Tests only: advertise this device kind (cuda) instead of the detected one; "
+        "the worker still trains on its own device.",
+    )
+
+
 class Settings(BaseSettings):
     """Service configuration: the deployment's own fields, then one group per subsystem."""
 
@@ -90,6 +102,7 @@ class Settings(BaseSettings):
     jobs: JobLimits = Field(default_factory=JobLimits)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     lab: LabSettings = Field(default_factory=LabSettings)
+    fleet: FleetSettings = Field(default_factory=FleetSettings)
 
     @model_validator(mode="after")
     def _default_database(self) -> "Settings":

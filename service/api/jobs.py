@@ -6,7 +6,7 @@ from fastapi import APIRouter, Body, Depends, Query, Response
 
 from service.api.deps import MAX_ID, JobDep, JobIdPath, SessionDep, SettingsDep
 from service.api.schemas import JOB_EXAMPLE, ErrorResponse, JobCreate, JobPage, JobRead
-from service.storage import jobs
+from service.storage import fleet, jobs
 from service.storage.orm import Job, JobStatus
 from service.training.admission import check_job_limits
 
@@ -49,19 +49,21 @@ def create_job(body: Annotated[JobCreate, Depends(admitted)], session: SessionDe
 @router.get("", summary="List jobs, newest first", response_model=JobPage)
 def list_jobs(
     session: SessionDep,
+    settings: SettingsDep,
     status: Annotated[JobStatus | None, Query(description="Only jobs with this status.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> JobPage:
     """A page of jobs, optionally with one status, newest first, and the total matching."""
     items, total = jobs.list_jobs(session, status=status, limit=limit, offset=offset)
-    return JobPage(items=[JobRead.model_validate(j) for j in items], total=total, limit=limit, offset=offset)
+    workers = fleet.live_workers(session, lease_seconds=settings.queue.lease_seconds)
+    return JobPage(items=[JobRead.of(j, workers) for j in items], total=total, limit=limit, offset=offset)
 
 
 @router.get("/{job_id}", summary="Get a job", response_model=JobRead, responses=NOT_FOUND)
-def get_job(job: JobDep) -> Job:
-    """Status, spec, progress and outcome of one job."""
-    return job
+def get_job(job: JobDep, session: SessionDep, settings: SettingsDep) -> JobRead:
+    """Status, spec, progress and outcome of one job; a queued job that no live worker can run says why."""
+    return JobRead.of(job, fleet.live_workers(session, lease_seconds=settings.queue.lease_seconds))
 
 
 @router.post(

@@ -6,7 +6,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.records import EpochRecord, StepRecord
-from service.storage.orm import JobStatus
+from service.storage.fleet import waiting_reason
+from service.storage.orm import Job, JobStatus, Worker
 from service.training.spec import JobSpec
 
 
@@ -109,6 +110,16 @@ class JobRead(BaseModel):
     convlab_version: str | None = None
     torch_version: str | None = None
     dataset_checksum: str | None = None
+    waiting_reason: str | None = Field(
+        None,
+        description="Why a queued job waits: no live worker can run it.",
+        examples=["waiting for a cuda worker; 2 cpu workers alive"],
+    )
+
+    @classmethod
+    def of(cls, job: Job, workers: list[Worker]) -> "JobRead":
+        """The job as sent, with its waiting reason among the live `workers`."""
+        return cls.model_validate(job).model_copy(update={"waiting_reason": waiting_reason(job, workers)})
 
 
 class JobPage(BaseModel):

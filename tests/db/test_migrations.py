@@ -60,7 +60,7 @@ def test_cli_db_upgrade_from_concurrent_processes_migrates_once(empty_db_url: st
     outputs = [process.communicate(timeout=120) for process in processes]
     for process, (stdout, stderr) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, stderr
-        assert stdout.strip().splitlines()[-1] == "0001"
+        assert stdout.strip().splitlines()[-1] == "0004"
     assert sum("Running upgrade  -> 0001" in stderr for _, stderr in outputs) == 1
     assert _tables(empty_db_url) == TABLES
     assert _pending_differences(empty_db_url) == []
