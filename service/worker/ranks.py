@@ -11,7 +11,7 @@ import logging
 import os
 import signal
 import threading
-from multiprocessing.synchronize import Event
+from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING
 
 import torch.multiprocessing as mp
@@ -36,15 +36,19 @@ POLL_SECONDS = 0.5
 
 def run_ranks(worker: "JobWorker", spec: JobSpec, lease: Lease, resume_from: bytes | None) -> None:
     """Train `spec` across `spec.processes` ranks; requeue (or, too often lost, fail) the job if a rank fails."""
-    stop = mp.get_context("spawn").Event()
-    args = (worker.settings, worker.worker_id, lease, spec, resume_from, free_port(), stop, os.getpid())
+    # A pipe, not an Event: setting a multiprocessing Event blocks for good once a rank that waited on it died.
+    # Rank 0 watches the read end: a message asks it to stop; end of file means this worker is gone.
+    stop, ask_stop = mp.get_context("spawn").Pipe(duplex=False)
+    args = (worker.settings, worker.worker_id, lease, spec, resume_from, free_port(), stop)
     ranks: ProcessContext = start_processes(  # type: ignore[no-untyped-call]
         _rank_main, args=args, nprocs=spec.processes, join=False, start_method="spawn"
     )
+    asked = False
     try:
         while not ranks.join(timeout=POLL_SECONDS):
-            if worker.shutdown.is_set():
-                stop.set()  # rank 0 stops the group at the next batch, with a checkpoint, and requeues the job
+            if worker.shutdown.is_set() and not asked:
+                ask_stop.send_bytes(b"stop")  # rank 0 stops the group at the next batch, checkpoints, requeues
+                asked = True
     except ProcessException as exc:
         failure = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         message = f"rank {exc.error_index} of {spec.processes} failed ({failure})"
@@ -53,6 +57,9 @@ def run_ranks(worker: "JobWorker", spec: JobSpec, lease: Lease, resume_from: byt
             _settle_failed_group(worker, lease, message)
         except LeaseLost:
             log.info("job %s: already ended by rank 0", lease.job_id)
+    finally:
+        stop.close()
+        ask_stop.close()
 
 
 def _settle_failed_group(worker: "JobWorker", lease: Lease, message: str) -> None:
@@ -78,8 +85,7 @@ def _rank_main(
     spec: JobSpec,
     resume_from: bytes | None,
     port: int,
-    stop: Event,
-    parent_pid: int,
+    stop: Connection,
 ) -> None:
     """One rank: join the group and train; rank 0 also records and ends the job like a worker."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the worker, which stops the group cleanly
@@ -93,7 +99,7 @@ def _rank_main(
         from service.worker.loop import JobWorker  # the loop spawns this module's ranks
 
         shutdown = threading.Event()
-        threading.Thread(target=_watch, args=(stop, parent_pid, shutdown), daemon=True).start()
+        threading.Thread(target=_watch, args=(stop, shutdown), daemon=True).start()
         engine = make_engine(settings.database_url)
         try:
             worker = JobWorker(settings, engine, make_session_factory(engine), shutdown, worker_id)
@@ -102,10 +108,7 @@ def _rank_main(
             engine.dispose()
 
 
-def _watch(stop: Event, parent_pid: int, shutdown: threading.Event) -> None:
-    """Set `shutdown` once the worker asks the group to stop, or is gone."""
-    while not stop.wait(1.0):
-        if os.getppid() != parent_pid:
-            log.warning("the worker (pid %d) is gone: stopping", parent_pid)
-            break
+def _watch(stop: Connection, shutdown: threading.Event) -> None:
+    """Set `shutdown` once the worker asks the group to stop, or is gone (the pipe's end of file)."""
+    stop.poll(None)
     shutdown.set()

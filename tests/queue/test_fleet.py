@@ -161,11 +161,24 @@ def test_killing_a_rank_mid_epoch_requeues_the_job_which_resumes_and_succeeds(
     finally:
         assert stop(worker) == 0
     assert (job.status, job.attempt, job.lost_leases) == (JobStatus.succeeded, 2, 1)
-    requeued = [e for e in status_events(session_factory, job_id) if e["status"] == "queued"]
-    assert len(requeued) == 1 and "of 2 failed" in str(requeued[0]["reason"])
+    requeued = [e["reason"] for e in status_events(session_factory, job_id) if e["status"] == "queued"]
+    assert requeued == ["submitted", "requeued: rank 1 of 2 failed (process 1 terminated with signal SIGKILL)"]
     with session_factory() as session:
         history = jobs.get_history(session, job_id)
         assert [e.epoch for e in history.epochs] == [1, 2]
         assert [p.step for p in history.steps] == list(range(1, 2 * STEPS_PER_EPOCH + 1))
         assert {p.attempt for p in history.steps if p.step <= STEPS_PER_EPOCH} == {1}  # resumed from epoch 1
         assert {p.attempt for p in history.steps if p.step > STEPS_PER_EPOCH} == {2}
+
+
+def test_sigterm_stops_a_distributed_job_with_a_checkpoint_and_requeues_it(
+    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path, data_dir: Path
+) -> None:
+    job_id = submit(session_factory, DISTRIBUTED)
+    worker = start_worker(worker_env(db_url, tmp_path, data_dir), tmp_path)
+    wait_for(lambda: job_state(session_factory, job_id).step > 0, "training to start")
+    assert stop(worker, signal.SIGTERM) == 0
+    job = job_state(session_factory, job_id)
+    assert (job.status, job.attempt, job.lost_leases) == (JobStatus.queued, 1, 0)
+    with session_factory() as session:
+        assert jobs.list_checkpoints(session, job_id)[-1].step == job.step  # rank 0 checkpointed where all stopped
