@@ -48,6 +48,8 @@ DISTRIBUTED = JobSpec(
     distributed={"processes": 2},
 )
 STEPS_PER_EPOCH = 64
+# Process-heavy tests run on SQLite only (the claim rule itself is checked on both backends by the routing test).
+sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
 def _workers(factory: sessionmaker[Session]) -> list[Worker]:
@@ -92,6 +94,7 @@ def test_cpu_workers_leave_a_cuda_job_queued_saying_why_and_a_cuda_worker_takes_
     assert kinds[str(_claimer(session_factory, cpu_job))] == "cpu"
 
 
+@sqlite_only
 def test_worker_registers_its_device(session_factory: sessionmaker[Session], db_url: str, tmp_path: Path) -> None:
     worker = start_worker(worker_env(db_url, tmp_path, tmp_path), tmp_path)
     try:
@@ -108,6 +111,7 @@ def _launcher(env: dict[str, str], log_dir: Path, devices: str) -> "subprocess.P
     return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
+@sqlite_only
 def test_devices_starts_one_pinned_worker_per_device_and_stops_them(
     session_factory: sessionmaker[Session], db_url: str, tmp_path: Path, data_dir: Path
 ) -> None:
@@ -120,6 +124,7 @@ def test_devices_starts_one_pinned_worker_per_device_and_stops_them(
     assert {w.device_kind for w in workers} == {"cpu"}
 
 
+@sqlite_only
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a host without CUDA")
 def test_devices_refuses_gpus_this_host_does_not_have(db_url: str, tmp_path: Path, data_dir: Path) -> None:
     for devices, message in [
@@ -146,6 +151,7 @@ def _rank_pids(worker_pid: int) -> list[int]:
     return sorted(ranks)
 
 
+@sqlite_only
 def test_killing_a_rank_mid_epoch_requeues_the_job_which_resumes_and_succeeds(
     session_factory: sessionmaker[Session], db_url: str, tmp_path: Path, data_dir: Path
 ) -> None:
@@ -171,6 +177,7 @@ def test_killing_a_rank_mid_epoch_requeues_the_job_which_resumes_and_succeeds(
         assert {p.attempt for p in history.steps if p.step > STEPS_PER_EPOCH} == {2}
 
 
+@sqlite_only
 def test_sigterm_stops_a_distributed_job_with_a_checkpoint_and_requeues_it(
     session_factory: sessionmaker[Session], db_url: str, tmp_path: Path, data_dir: Path
 ) -> None:

@@ -17,14 +17,15 @@ from service.training.spec import JobSpec
 from tests.training.recorder import Recorder
 
 TOLERANCE = 1e-4
-# 20 steps of a global batch of 32 on real Fashion-MNIST.
+# 20 steps of a global batch of 32 on real Fashion-MNIST. At lr 0.1: at the book's lr of 1.0 (or 0.5) the sigmoid
+# LeNets amplify float rounding so much that one process on 1 thread and on 2 differs by 1e-3 after 20 steps.
 BASE = {
     "dataset": "fashion_mnist",
     "epochs": 1,
     "batch_size": 32,
     "train_subset": 640,
     "test_subset": 100,
-    "optimizer": {"name": "sgd", "lr": 0.5},
+    "optimizer": {"name": "sgd", "lr": 0.1},
     "seed": 3,
 }
 _runs: dict[str, GroupResult] = {}
