@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--parent-pid", type=int, default=None, help="stop gracefully when this process (e.g. `serve`) is gone"
     )
+    worker.add_argument(
+        "--devices", default=None, help="one worker pinned to each device: cuda:0,cuda:1 (cpu too), or all GPUs"
+    )
 
     db = commands.add_parser("db", help="database migrations").add_subparsers(dest="db_command", required=True)
     upgrade = db.add_parser("upgrade", help="apply migrations (default: up to head)")
@@ -64,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             log_level=args.log_level,
             migrate=not args.no_migrate,
         )
+    if args.command == "worker" and args.devices is not None:
+        return pinned_workers(settings, args.devices, burst=args.burst, migrate=not args.no_migrate)
     if args.command == "worker":
         return worker(settings, burst=args.burst, migrate=not args.no_migrate, parent_pid=args.parent_pid)
     if args.command == "token":
@@ -104,6 +109,22 @@ def worker(settings: Settings, *, burst: bool = False, migrate: bool = True, par
         threading.Thread(target=_watch_parent, args=(parent_pid, shutdown), daemon=True).start()
     run_worker(settings, shutdown=shutdown, burst=burst)
     return 0
+
+
+def pinned_workers(settings: Settings, devices: str, *, burst: bool, migrate: bool) -> int:
+    """Migrate, then run one worker process per device of `devices` (service/launcher.py)."""
+    from service.errors import InvalidInput
+    from service.launcher import parse_devices, run_pinned_workers
+    from service.storage.db import upgrade_database
+
+    try:
+        names = parse_devices(devices)
+    except InvalidInput as exc:
+        print(f"convlab worker: {exc.detail}", file=sys.stderr)
+        return 2
+    if migrate:
+        upgrade_database(settings.database_url)
+    return run_pinned_workers(names, burst=burst)
 
 
 def _watch_parent(parent_pid: int, shutdown: threading.Event) -> None:

@@ -43,6 +43,7 @@ class JobLimits(Group):
 
     max_epochs: int = Field(200, ge=1)
     max_batch_size: int = Field(4096, ge=1)
+    max_processes: int = Field(8, ge=1, description="Most processes one job may train across (distributed).")
 
 
 class ServingSettings(Group):
@@ -129,6 +130,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class FleetSettings(Group):
+    """What a worker tells the fleet it can run."""
+
+    simulate_device: Literal["", "cpu", "cuda"] = Field(
+        "",
+        description="Tests only: advertise this device kind (cuda) instead of the detected one; "
+        "the worker still trains on its own device.",
+    )
+
+
 class Settings(BaseSettings):
     """Service configuration: the deployment's own fields, then one group per subsystem."""
 
@@ -154,6 +165,7 @@ class Settings(BaseSettings):
     bind_host: str | None = Field(
         None, description="The address the API binds; `convlab serve` sets it (it decides CONVLAB_AUTH=auto)."
     )
+    fleet: FleetSettings = Field(default_factory=FleetSettings)
 
     @model_validator(mode="after")
     def _default_database(self) -> "Settings":

@@ -9,7 +9,7 @@ from service.api.deps import MAX_ID, JobDep, JobIdPath, SessionDep, SessionFacto
 from service.api.schemas import JOB_EXAMPLE, ErrorResponse, JobCreate, JobPage, JobRead
 from service.api.security import JOBS_READ, WritesJobs, auth_responses
 from service.errors import Forbidden, TooManyRequests
-from service.storage import jobs
+from service.storage import fleet, jobs
 from service.storage.orm import Job, JobStatus
 from service.training.admission import check_job_limits
 
@@ -81,6 +81,7 @@ def create_job(
 @router.get("", summary="List jobs, newest first", response_model=JobPage, dependencies=[Depends(JOBS_READ)])
 def list_jobs(
     session: SessionDep,
+    settings: SettingsDep,
     status: Annotated[JobStatus | None, Query(description="Only jobs with this status.")] = None,
     sweep: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only the trials of this sweep.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -88,15 +89,16 @@ def list_jobs(
 ) -> JobPage:
     """A page of jobs, optionally with one status, newest first, and the total matching."""
     items, total = jobs.list_jobs(session, status=status, sweep=sweep, limit=limit, offset=offset)
-    return JobPage(items=[JobRead.model_validate(j) for j in items], total=total, limit=limit, offset=offset)
+    workers = fleet.live_workers(session, lease_seconds=settings.queue.lease_seconds)
+    return JobPage(items=[JobRead.of(j, workers) for j in items], total=total, limit=limit, offset=offset)
 
 
 @router.get(
     "/{job_id}", summary="Get a job", response_model=JobRead, responses=NOT_FOUND, dependencies=[Depends(JOBS_READ)]
 )
-def get_job(job: JobDep) -> Job:
-    """Status, spec, progress and outcome of one job."""
-    return job
+def get_job(job: JobDep, session: SessionDep, settings: SettingsDep) -> JobRead:
+    """Status, spec, progress and outcome of one job; a queued job that no live worker can run says why."""
+    return JobRead.of(job, fleet.live_workers(session, lease_seconds=settings.queue.lease_seconds))
 
 
 @router.post(

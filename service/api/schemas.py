@@ -7,7 +7,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.access import Scope
 from service.records import EpochRecord, StepRecord
-from service.storage.orm import JobStatus
+from service.storage.fleet import waiting_reason
+from service.storage.orm import Job, JobStatus, Worker
 from service.training.spec import JobSpec
 
 
@@ -130,6 +131,16 @@ class JobRead(BaseModel):
     owner: str | None = Field(
         None, validation_alias="owner_name", description="The name of the token that submitted it (None: auth off)."
     )
+    waiting_reason: str | None = Field(
+        None,
+        description="Why a queued job waits: no live worker can run it.",
+        examples=["waiting for a cuda worker; 2 cpu workers alive"],
+    )
+
+    @classmethod
+    def of(cls, job: Job, workers: list[Worker]) -> "JobRead":
+        """The job as sent, with its waiting reason among the live `workers`."""
+        return cls.model_validate(job).model_copy(update={"waiting_reason": waiting_reason(job, workers)})
 
 
 class TokenCreate(BaseModel):

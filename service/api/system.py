@@ -35,6 +35,12 @@ def health(session: SessionDep, settings: SettingsDep, response: Response) -> He
             "pid": w.pid,
             "last_seen": w.last_seen.isoformat(),
             "current_job_id": w.current_job_id,
+            "device": {
+                "kind": w.device_kind,
+                "name": w.device_name,
+                "memory": w.device_memory,
+                "count": w.device_count,
+            },
         }
         for w in workers
     ]

@@ -49,6 +49,8 @@ def create_job(session: Session, *, spec: JobSpec, priority: int = 0, owner: Own
         priority=priority,
         created_at=utcnow(),
         total_epochs=resolved.epochs,
+        device=resolved.device,
+        processes=resolved.processes,
     )
     session.add(job)
     session.flush()

@@ -128,6 +128,10 @@ class Job(Base):
     owner_name: Mapped[str | None] = mapped_column(String(64))
     client_address: Mapped[str | None] = mapped_column(String(64))
 
+    # placement (copied from the spec, so that a claim can filter on them): only a worker that can run it claims it
+    device: Mapped[str] = mapped_column(String(8), default="auto", server_default="auto")  # cpu, cuda or auto
+    processes: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
 
 class ApiToken(Base):
     """An API token: only the SHA-256 of its secret is stored; revoked tokens stay listed, refused."""
@@ -222,7 +226,7 @@ class Checkpoint(Base):
 
 
 class Worker(Base):
-    """A worker process, for /health: when it started and when it was last seen."""
+    """A worker process: when it started and was last seen (for /health), and what it can run."""
 
     __tablename__ = "workers"
 
@@ -232,6 +236,11 @@ class Worker(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     current_job_id: Mapped[int | None] = mapped_column(BigId)
+    # capabilities, stated at registration: what kind of jobs it claims and how many processes it can give one
+    device_kind: Mapped[str] = mapped_column(String(8), default="cpu", server_default="cpu")  # cpu or cuda
+    device_name: Mapped[str | None] = mapped_column(String(255))
+    device_memory: Mapped[int | None] = mapped_column(BigInteger)  # bytes (a GPU's, or the host's RAM)
+    device_count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")  # GPUs, or CPU cores
 
 
 class SweepStatus(enum.StrEnum):

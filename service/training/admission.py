@@ -19,6 +19,15 @@ def check_job_limits(spec: JobSpec, limits: JobLimits, *, data_dir: Path, allow_
         raise InvalidInput(
             f"batch_size: {resolved.batch_size} is above the limit of {limits.max_batch_size} (max_batch_size)"
         )
+    if resolved.processes > limits.max_processes:
+        raise InvalidInput(
+            f"distributed.processes: {resolved.processes} is above the limit of {limits.max_processes} (max_processes)"
+        )
+    if resolved.batch_size % resolved.processes:
+        raise InvalidInput(
+            f"distributed.processes: {resolved.processes} processes cannot share a global batch of "
+            f"{resolved.batch_size} evenly; choose a batch_size divisible by {resolved.processes}"
+        )
     try:
         check_dataset_available(spec.dataset, data_dir, allow_download)
     except DatasetUnavailable as exc:

@@ -15,6 +15,7 @@ from torch.nn import functional as F
 from service.records import EpochRecord, StepRecord
 from service.training.checkpoints import CheckpointContents, encode_checkpoint, read_checkpoint
 from service.training.datasets import ImageData, load_dataset, preprocess
+from service.training.group import Group, GroupCallbacks
 from service.training.records import Callbacks, Checkpoint, FitResult, FitStatus, Progress
 from service.training.run import Run, build_run, checkpoint_meta, restore_run, run_info
 from service.training.runtime import make_runtime, resolve_device
@@ -35,8 +36,12 @@ def fit(
     resume_from: bytes | None = None,
     device: str = "auto",
     allow_download: bool = False,
+    group: Group | None = None,
 ) -> FitResult:
-    """Train `spec` (defaults resolved here) to the end, a cooperative stop, or divergence."""
+    """Train `spec` (defaults resolved here) to the end, a cooperative stop, or divergence.
+
+    With `group`, this process is one rank of a data-parallel run (see training/group.py).
+    """
     spec = resolve_defaults(spec)
     contents: CheckpointContents | None = read_checkpoint(resume_from) if resume_from is not None else None
     splits = load_dataset(
@@ -47,7 +52,10 @@ def fit(
         test_subset=spec.test_subset,
     )
     runtime = make_runtime(resolve_device(device), compile=spec.compile, architecture=spec.architecture)
-    run = build_run(spec, splits, runtime, callbacks or Callbacks())
+    callbacks = callbacks or Callbacks()
+    if group is not None:
+        callbacks = GroupCallbacks(callbacks, group, runtime.device)
+    run = build_run(spec, splits, runtime, callbacks, group=group)
     if contents is not None:
         restore_run(run, contents)
     run.callbacks.on_start(run_info(run))
@@ -112,21 +120,33 @@ def train_epoch(run: Run) -> str | None:
 
 
 def _train_step(run: Run, index: torch.Tensor, lr: float) -> torch.Tensor:
-    """One SGD step on the examples at `index`; returns the batch's mean loss (still on the device)."""
-    x = run.runtime.layout(preprocess(run.train.images[index], size=run.plan.input_size, mean=run.mean, std=run.std))
-    y = run.train.labels[index]
-    for group in run.optimizer.param_groups:
-        group["lr"] = lr
+    """One SGD step on the examples at `index`; returns the batch's mean loss (still on the device).
+
+    In a group this process trains on its share of `index`; the loss and counts are those of the whole batch.
+    """
+    n = int(index.shape[0])
+    local = run.group.take(index) if run.group is not None else index
+    x = run.runtime.layout(preprocess(run.train.images[local], size=run.plan.input_size, mean=run.mean, std=run.std))
+    y = run.train.labels[local]
+    for param_group in run.optimizer.param_groups:
+        param_group["lr"] = lr
     with run.runtime.autocast():
-        logits = run.forward(x)  # [B, num_classes]
-    loss = F.cross_entropy(logits.float(), y)
+        logits = run.forward(x)  # [B or B / world, num_classes]
+    if run.group is None:
+        loss = F.cross_entropy(logits.float(), y)
+    else:  # DDP averages the ranks' gradients: scaled so, the average is the gradient of the global mean
+        loss = F.cross_entropy(logits.float(), y, reduction="sum") * (run.group.world / n)
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()  # type: ignore[no-untyped-call]
     run.optimizer.step()
     loss = loss.detach()
-    run.state.loss_sum += loss.double() * y.shape[0]
-    run.state.correct += (logits.argmax(dim=1) == y).sum()
-    run.state.seen += int(y.shape[0])
+    correct = (logits.argmax(dim=1) == y).sum()
+    if run.group is not None:
+        sums = run.group.all_sum(torch.stack([loss.double() * n / run.group.world, correct.double()]))
+        loss, correct = (sums[0] / n).float(), sums[1].long()
+    run.state.loss_sum += loss.double() * n
+    run.state.correct += correct
+    run.state.seen += n
     return loss
 
 
@@ -169,17 +189,25 @@ def evaluate(run: Run, data: ImageData) -> tuple[float, float]:
     run.model.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=run.runtime.device)
     correct = torch.zeros((), dtype=torch.int64, device=run.runtime.device)
+    forward = run.forward if run.group is None else run.model  # evaluating needs no DDP gradient averaging
     try:
         for start in range(0, len(data), run.plan.batch_size):
             images = data.images[start : start + run.plan.batch_size]
-            x = run.runtime.layout(preprocess(images, size=run.plan.input_size, mean=run.mean, std=run.std))
             y = data.labels[start : start + run.plan.batch_size]
+            if run.group is not None:  # each rank evaluates its share; the sums are combined below
+                images, y = run.group.take(images), run.group.take(y)
+                if not len(y):
+                    continue
+            x = run.runtime.layout(preprocess(images, size=run.plan.input_size, mean=run.mean, std=run.std))
             with run.runtime.autocast():
-                logits = run.forward(x)
+                logits = forward(x)
             loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
             correct += (logits.argmax(dim=1) == y).sum()
     finally:
         run.model.train()
+    if run.group is not None:
+        sums = run.group.all_sum(torch.stack([loss_sum, correct.double()]))
+        loss_sum, correct = sums[0], sums[1].long()
     n = max(len(data), 1)
     return loss_sum.item() / n, correct.item() / n
 
@@ -206,7 +234,8 @@ def _finish_epoch(run: Run) -> EpochRecord:
 
 
 def _emit_checkpoint(run: Run, record: EpochRecord | None) -> Checkpoint:
-    data = encode_checkpoint(run.model, run.optimizer, checkpoint_meta(run, record))
+    reports = run.group is None or run.group.reports  # the others' copies are the same; only rank 0 encodes
+    data = encode_checkpoint(run.model, run.optimizer, checkpoint_meta(run, record)) if reports else b""
     checkpoint = Checkpoint(epoch=run.state.epoch, step=run.state.step, data=data, metrics=record)
     run.callbacks.on_checkpoint(checkpoint)
     return checkpoint

@@ -15,6 +15,7 @@ from service.errors import CheckpointError, InvalidInput
 from service.records import EpochRecord
 from service.training.checkpoints import CheckpointContents, check_weights, epoch_record_json, optimizer_state
 from service.training.datasets import ImageData, Splits
+from service.training.group import Group, data_parallel, sync_batchnorm
 from service.training.optimizers import build_optimizer
 from service.training.records import Callbacks, RunInfo
 from service.training.runtime import Runtime, prepare_model
@@ -24,7 +25,7 @@ from service.training.spec import JobSpec
 TORCHVISION_VERSION = version("torchvision")
 
 # Spec fields that may differ between a checkpoint and the run resuming it.
-_RESUME_MAY_CHANGE = {"epochs", "compile"}
+_RESUME_MAY_CHANGE = {"epochs", "compile", "device", "distributed"}
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class Run:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     state: TrainState
+    group: Group | None = None  # this process's rank in a data-parallel run; None: it trains alone
     started: float = field(default_factory=time.perf_counter)
     last_progress: float = -math.inf  # the first batch always reports progress
 
@@ -132,12 +134,18 @@ def init_model(spec: JobSpec, *, in_channels: int, num_classes: int, input_size:
     return model
 
 
-def build_run(spec: JobSpec, splits: Splits, runtime: Runtime, callbacks: Callbacks) -> Run:
+def build_run(
+    spec: JobSpec, splits: Splits, runtime: Runtime, callbacks: Callbacks, *, group: Group | None = None
+) -> Run:
     """A fresh run: seeded model on the device, optimizer, device-resident data, zeroed counters."""
     info = splits.info
     plan = make_plan(spec, len(splits.train))
     model = init_model(spec, in_channels=info.in_channels, num_classes=info.num_classes, input_size=plan.input_size)
+    if group is not None:
+        model = sync_batchnorm(model, runtime.device)
     model, forward = prepare_model(model, runtime)
+    if group is not None:
+        forward = data_parallel(model, runtime)
     mean = info.mean if spec.normalize else (0.0,) * info.in_channels
     std = info.std if spec.normalize else (1.0,) * info.in_channels
     return Run(
@@ -154,6 +162,7 @@ def build_run(spec: JobSpec, splits: Splits, runtime: Runtime, callbacks: Callba
         mean=mean,
         std=std,
         state=TrainState(runtime.device),
+        group=group,
     )
 
 

@@ -13,6 +13,7 @@ from models import get_model_info, list_models
 DatasetName = Literal["fashion_mnist", "mnist", "cifar10", "synthetic"]
 OptimizerName = Literal["sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw"]
 SchedulerName = Literal["constant", "step", "exponential", "cosine"]
+DeviceKind = Literal["cpu", "cuda", "auto"]
 
 # The book's recipes (d2l, plain SGD, batch 256, 10 epochs); each architecture's rate is in its registry entry.
 BOOK_EPOCHS = 10
@@ -48,6 +49,14 @@ class SchedulerSpec(BaseModel):
     warmup_epochs: float = Field(0.0, ge=0, description="Linear warm-up from lr/10 over this many epochs.")
 
 
+class DistributedSpec(BaseModel):
+    """Data-parallel training across local processes (gloo on the CPU, NCCL on GPUs: one GPU per process)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    processes: int = Field(1, ge=1, description="Processes sharing each global batch; it must divide batch_size.")
+
+
 class JobSpec(BaseModel):
     """What to train: architecture, data, optimization recipe and seed."""
 
@@ -78,6 +87,17 @@ class JobSpec(BaseModel):
     normalize: bool = Field(
         False, description="Standardize inputs with the dataset's mean/std (the book only scales to [0, 1])."
     )
+    device: DeviceKind = Field(
+        "auto", description="Where to train: only a worker of that kind claims the job (auto: any worker)."
+    )
+    distributed: DistributedSpec | None = Field(
+        None, description="Train across several processes of one worker (torch.distributed); none: one process."
+    )
+
+    @property
+    def processes(self) -> int:
+        """How many processes train the job."""
+        return self.distributed.processes if self.distributed is not None else 1
 
     @field_validator("architecture")
     @classmethod

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from service.errors import LeaseLost
 from service.storage.db import begin_write, utcnow
+from service.storage.fleet import Capabilities, runnable_by
 from service.storage.jobs import add_status_event
 from service.storage.orm import Job, JobStatus, Worker
 
@@ -29,12 +30,18 @@ class Lease:
 
 
 def claim_next_job(
-    session: Session, *, worker_id: str, lease_seconds: float, max_lost_leases: int
+    session: Session,
+    *,
+    worker_id: str,
+    lease_seconds: float,
+    max_lost_leases: int,
+    capabilities: Capabilities | None = None,
 ) -> tuple[Job, Lease] | None:
     """Claim the most urgent queued job, or one whose lease expired; None if there is none.
 
-    Highest priority first, then oldest. A job whose worker was lost `max_lost_leases` times ends failed.
-    Starts its own write transaction; the caller commits.
+    Highest priority first, then oldest; with `capabilities`, only a job such a worker can run (storage.fleet).
+    A job whose worker was lost `max_lost_leases` times ends failed. Starts its own write transaction; the caller
+    commits.
     """
     begin_write(session)
     while True:
@@ -43,6 +50,8 @@ def claim_next_job(
             Job.status == JobStatus.queued,
             and_(Job.status == JobStatus.running, Job.lease_expires_at < now),
         )
+        if capabilities is not None:
+            claimable = and_(claimable, runnable_by(capabilities))
         query = select(Job).where(claimable).order_by(Job.priority.desc(), Job.created_at, Job.id)
         job = session.scalars(query.limit(1).with_for_update(skip_locked=True)).first()
         if job is None:
@@ -148,12 +157,22 @@ def requeue_job(session: Session, lease: Lease, *, reason: str) -> Job:
 
 
 def register_worker(
-    session: Session, *, worker_id: str, hostname: str, pid: int, retention_seconds: float = 86_400.0
+    session: Session,
+    *,
+    worker_id: str,
+    hostname: str,
+    pid: int,
+    capabilities: Capabilities | None = None,
+    retention_seconds: float = 86_400.0,
 ) -> Worker:
-    """Record a starting worker process (for /health), and forget workers unseen for `retention_seconds`."""
+    """Record a starting worker process and what it can run (for /health and the waiting reasons), and forget
+    workers unseen for `retention_seconds`."""
     now = utcnow()
     session.execute(delete(Worker).where(Worker.last_seen < now - timedelta(seconds=retention_seconds)))
     worker = Worker(id=worker_id, hostname=hostname, pid=pid, started_at=now, last_seen=now)
+    if capabilities is not None:
+        worker.device_kind, worker.device_name = capabilities.kind, capabilities.name
+        worker.device_memory, worker.device_count = capabilities.memory, capabilities.count
     session.add(worker)
     session.flush()
     return worker

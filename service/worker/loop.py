@@ -20,15 +20,19 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.config import Settings
 from service.errors import LeaseLost
 from service.storage.db import make_engine, make_session_factory
+from service.storage.fleet import Capabilities
 from service.storage.orm import Job, JobStatus
 from service.storage.sweeps import sweeps_wanting_trials, trial_of_job
 from service.sweeps import advance_sweep
 from service.telemetry.logs import job_context
 from service.training import FitResult, fit
+from service.training.group import Group
 from service.training.spec import JobSpec, resolve_defaults
 from service.worker.attempts import result_summary, start_attempt
+from service.worker.capabilities import worker_capabilities
 from service.worker.heartbeat import Heartbeat
 from service.worker.leases import Lease, claim_next_job, finish_job, register_worker, requeue_job, touch_worker
+from service.worker.ranks import run_ranks
 from service.worker.recorder import JobRecorder
 
 log = logging.getLogger(__name__)
@@ -48,13 +52,15 @@ class JobWorker:
     session_factory: sessionmaker[Session]
     shutdown: threading.Event
     worker_id: str
+    capabilities: Capabilities | None = None  # None: claims any job (in-process tests)
 
     @classmethod
     def create(cls, settings: Settings, *, shutdown: threading.Event | None = None) -> "JobWorker":
-        """A worker on `settings.database_url`, registered in the workers table; `close()` it when done."""
+        """A worker on `settings.database_url`, registered with its capabilities; `close()` it when done."""
         engine = make_engine(settings.database_url)
         factory = make_session_factory(engine)
-        worker = cls(settings, engine, factory, shutdown or threading.Event(), new_worker_id())
+        capabilities = worker_capabilities(settings)
+        worker = cls(settings, engine, factory, shutdown or threading.Event(), new_worker_id(), capabilities)
         with factory() as session:
             register_worker(
                 session,
@@ -62,8 +68,10 @@ class JobWorker:
                 hostname=socket.gethostname(),
                 pid=os.getpid(),
                 retention_seconds=settings.queue.worker_retention_seconds,
+                capabilities=capabilities,
             )
             session.commit()
+        log.info("worker %s: %s", worker.worker_id, capabilities)
         return worker
 
     def close(self) -> None:
@@ -97,6 +105,7 @@ class JobWorker:
                 worker_id=self.worker_id,
                 lease_seconds=self.settings.queue.lease_seconds,
                 max_lost_leases=self.settings.queue.max_lost_leases,
+                capabilities=self.capabilities,
             )
             touch_worker(session, self.worker_id, current_job_id=claimed[1].job_id if claimed else None)
             session.commit()
@@ -117,20 +126,42 @@ class JobWorker:
         return True
 
     def run_job(self, job: Job, lease: Lease) -> None:
-        """Train the claimed job from its last checkpoint and store how it ended."""
+        """Train the claimed job from its last checkpoint (in this process, or across its ranks) and end it."""
         try:
             spec = resolve_defaults(JobSpec.model_validate(job.spec))
             resume_from = self._prepare_resume(lease)
-            result, stop_reason = self._train(spec, lease, resume_from)
         except (LeaseLost, SQLAlchemyError):
             raise
         except Exception as exc:
             log.exception("job %s failed", lease.job_id)
             self._finish(lease, JobStatus.failed, reason="training raised an error", error=_message(exc))
             return
+        if spec.processes > 1:
+            run_ranks(self, spec, lease, resume_from)
+        else:
+            self.train_job(spec, lease, resume_from)
+
+    def train_job(
+        self, spec: JobSpec, lease: Lease, resume_from: bytes | None, *, device: str = "", group: Group | None = None
+    ) -> None:
+        """Train `spec` in this process (alone, or as rank 0 of `group`) and store how it ended."""
+        try:
+            result, stop_reason = self._train(
+                spec, lease, resume_from, device=device or self.settings.device, group=group
+            )
+        except (LeaseLost, SQLAlchemyError):
+            raise
+        except Exception as exc:
+            if group is not None:
+                raise  # maybe another rank died: the worker that spawned the group decides (worker/ranks.py)
+            log.exception("job %s failed", lease.job_id)
+            self._finish(lease, JobStatus.failed, reason="training raised an error", error=_message(exc))
+            return
         self._conclude(lease, result, stop_reason)
 
-    def _train(self, spec: JobSpec, lease: Lease, resume_from: bytes | None) -> tuple[FitResult, str | None]:
+    def _train(
+        self, spec: JobSpec, lease: Lease, resume_from: bytes | None, *, device: str, group: Group | None
+    ) -> tuple[FitResult, str | None]:
         """Run `fit()` with the recorder while a heartbeat holds the lease; return the result and stop reason."""
         lease_seconds = self.settings.queue.lease_seconds
         interval = min(lease_seconds / 3, self.settings.queue.poll_seconds)
@@ -148,8 +179,9 @@ class JobWorker:
                 data_dir=self.settings.data_dir,
                 callbacks=recorder,
                 resume_from=resume_from,
-                device=self.settings.device,
+                device=device,
                 allow_download=self.settings.allow_download,
+                group=group,
             )
             return result, recorder.stop_reason()
 
