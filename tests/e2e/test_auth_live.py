@@ -172,7 +172,8 @@ def test_a_streamed_body_is_refused_before_it_is_all_sent(server):
                     break
                 connection.sendall(chunk)
                 sent += 65536
-            answer = connection.recv(65536).decode(errors="replace")
+            while "}" not in answer and (part := connection.recv(65536)):  # the body may follow in a later segment
+                answer += part.decode(errors="replace")
     assert sent < 8 * 1024 * 1024, f"the server let {sent} bytes through"
     if answer:
         assert answer.startswith("HTTP/1.1 413"), answer[:200]
