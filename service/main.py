@@ -18,6 +18,7 @@ from service.api.limits import BodySizeLimit
 from service.config import Settings, get_settings
 from service.inference import Predictor
 from service.storage.db import make_engine, make_session_factory, upgrade_database
+from service.web import install_web
 
 DESCRIPTION = """
 Train, track and serve the CNNs of *Dive into Deep Learning* (LeNet, BN-LeNet, ResNet-18, DenseNet) and compute
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.guards = Guards.from_settings(settings.access)
     for module in (jobs, history, events, checkpoints, predict, architectures, system, docs, optlab, tokens):
         app.include_router(module.router)
+    install_web(app)
     app.mount(docs.STATIC_PREFIX, docs.static_files(), name="static")
     app.add_middleware(
         BodySizeLimit, max_bytes=settings.access.max_body_bytes, predict_max_bytes=settings.serving.predict_max_bytes
