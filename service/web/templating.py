@@ -24,4 +24,7 @@ def render(request: Request, name: str, *, status_code: int = 200, **context: An
     context |= {"version": __version__, "csrf_cookie": CSRF_COOKIE, "csrf_header": CSRF_HEADER}
     response = TEMPLATES.TemplateResponse(request, name, context, status_code=status_code)
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    # Not no-referrer (the API's default): under it a browser sends `Origin: null` even to this server, and the
+    # forgery check (service/api/cookies.py) could not tell the page's own requests from a sandboxed attacker's.
+    response.headers["Referrer-Policy"] = "same-origin"
     return response

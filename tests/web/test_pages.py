@@ -88,6 +88,7 @@ def test_pages_run_no_inline_script_and_keep_to_this_server(queued):
     for path in ("/", "/ui/jobs/new", "/ui/jobs/1", "/ui/compare?jobs=1,2", "/ui/lab", "/ui/architectures"):
         page = queued.get(path, headers=HTML)
         assert page.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY, path
+        assert page.headers["Referrer-Policy"] == "same-origin", path  # so the browser sends its Origin
         for tag in re.findall(r"<script[^>]*>", page.text):
             assert 'src="/static/' in tag or 'type="application/json"' in tag, (path, tag)
         assert "http://" not in page.text and "https://" not in page.text, path
