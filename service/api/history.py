@@ -8,7 +8,7 @@ from service.api.deps import JobDep, JobIdPath, SessionDep
 from service.api.schemas import ErrorResponse, HistoryRead
 from service.api.security import JOBS_READ, auth_responses
 from service.storage import jobs
-from service.training.downsample import MIN_POINTS, downsample_steps
+from service.training.downsample import MIN_POINTS
 from service.training.plots import render_history
 
 router = APIRouter(prefix="/jobs", tags=["history"], dependencies=[Depends(JOBS_READ)], responses=auth_responses())
@@ -29,19 +29,14 @@ MaxPoints = Annotated[
 @router.get("/{job_id}/history", summary="Training history of a job", response_model=HistoryRead, responses=NOT_FOUND)
 def get_history(job_id: JobIdPath, session: SessionDep, max_points: MaxPoints = None) -> HistoryRead:
     """Loss per logged step and metrics per finished epoch; `max_points` thins long step series."""
-    history = jobs.read_history(session, job_id)
-    return HistoryRead(
-        job_id=job_id,
-        steps=downsample_steps(history.steps, max_points),
-        epochs=history.epochs,
-        total_steps_recorded=len(history.steps),
-    )
+    history, recorded = jobs.read_history(session, job_id, max_points=max_points)
+    return HistoryRead(job_id=job_id, steps=history.steps, epochs=history.epochs, total_steps_recorded=recorded)
 
 
 def _plot(job: JobDep, session: SessionDep, fmt: str) -> bytes:
-    history = jobs.read_history(session, job.id)
+    history, _ = jobs.read_history(session, job.id, max_points=PLOT_POINTS)
     title = f"job {job.id}: {job.spec.get('architecture')} on {job.spec.get('dataset')}"
-    return render_history(downsample_steps(history.steps, PLOT_POINTS), history.epochs, title=title, fmt=fmt)
+    return render_history(history.steps, history.epochs, title=title, fmt=fmt)
 
 
 @router.get(

@@ -15,16 +15,18 @@ MIN_POINTS = 4  # first, last, global minimum and global maximum
 def downsample_steps(points: Sequence[StepRecord], max_points: int | None) -> list[StepRecord]:
     """At most `max_points` of `points` (in step order): first, last, global min and max, and each bucket's
     min and max loss; all of them when there are no more than `max_points`."""
-    if max_points is None or len(points) <= max_points:
+    if max_points is None:
         return list(points)
+    return [points[i] for i in minmax_indices([p.loss for p in points], max_points)]
+
+
+def minmax_indices(values: Sequence[float], max_points: int) -> list[int]:
+    """The positions `downsample_steps` keeps of a series of `values` (all when there are at most `max_points`)."""
+    n = len(values)
+    if n <= max_points:
+        return list(range(n))
     if max_points < MIN_POINTS:
         raise ValueError(f"max_points must be at least {MIN_POINTS}, got {max_points}")
-    keep = _minmax_indices([p.loss for p in points], max_points)
-    return [points[i] for i in keep]
-
-
-def _minmax_indices(values: Sequence[float], max_points: int) -> list[int]:
-    n = len(values)
     lowest = min(range(n), key=values.__getitem__)
     highest = max(range(n), key=values.__getitem__)
     keep = {0, n - 1, lowest, highest}

@@ -84,7 +84,7 @@ def compare_page(
     except ValueError as exc:
         raise InvalidInput(f"jobs: {exc}") from None
     found = [jobs.get_job(session, i) for i in ids]
-    outcomes = [views.outcome(jobs.read_history(session, j.id)) for j in found]
+    outcomes = [views.outcome(jobs.read_history(session, j.id)[0]) for j in found]
     differing = views.differing_fields([j.spec for j in found])
     rows = list(zip(found, outcomes, strict=True))
     return render(request, "compare.html", jobs=found, ids=ids, rows=rows, differing=differing)
