@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e.browser import CHROMIUM, SKIP_REASON, browser_context, screenshot, wait_until
@@ -35,6 +36,9 @@ def make_token(server: Server, name: str, *scopes: str) -> str:
 
 def test_sign_in_with_a_token_then_use_the_pages(server):
     token = make_token(server, "browser", "jobs:read", "jobs:write", "lab")
+    # The first Hessian of a fresh API process imports torch.func for seconds (see test_dashboard_browser.py).
+    warm = {"function": "x**2", "box": [[-1, 1]]}
+    httpx.post(f"{server.url}/analysis/convexity", json=warm, headers={"Authorization": f"Bearer {token}"}, timeout=60)
     with browser_context(server.url) as (context, watched):
         page = context.new_page()
         page.goto(f"{server.url}/ui/jobs/new")
