@@ -3,10 +3,10 @@
 import math
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import HTMLResponse, Response
 
-from service.api.deps import JobDep, SessionDep
+from service.api.deps import JobDep, SessionDep, SettingsDep
 from service.errors import InvalidInput
 from service.storage import jobs
 from service.storage.orm import JobStatus
@@ -18,6 +18,7 @@ from service.web.templating import render
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 20
 MAX_COMPARED = 8
+MAX_TEST_INDEX = 59_999
 Status = Annotated[JobStatus | None, Query()]
 PageNumber = Annotated[int, Query(ge=1, le=10**9)]
 
@@ -70,6 +71,13 @@ def job_page(request: Request, job: JobDep, session: SessionDep) -> HTMLResponse
         events=events,
         last_event_id=events[-1].id if events else 0,
     )
+
+
+@router.get("/ui/jobs/{job_id}/samples/{index}.png", dependencies=[Depends(PAGE_JOBS_READ)])
+def sample_image(job: JobDep, settings: SettingsDep, index: Annotated[int, Path(ge=0, le=MAX_TEST_INDEX)]) -> Response:
+    """A test image of the job's dataset as PNG, for the predict box."""
+    png = views.sample_png(str(job.spec["dataset"]), settings.data_dir, index)
+    return Response(png, media_type="image/png")
 
 
 @router.get("/ui/compare", dependencies=[Depends(PAGE_JOBS_READ)])

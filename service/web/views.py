@@ -1,11 +1,17 @@
 """What the pages show, computed from jobs and their histories (no HTTP here): rows, spec tables, comparisons."""
 
+import io
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from models import list_models
+from service.errors import NotFound
 from service.records import EpochRecord, History
 from service.storage.orm import Job
+from service.training.datasets import load_dataset
 from service.training.spec import BOOK_BATCH_SIZE, BOOK_EPOCHS
 
 
@@ -110,3 +116,14 @@ def parse_job_ids(values: list[str], *, limit: int) -> list[int]:
     if len(ids) > limit:
         raise ValueError(f"compare at most {limit} jobs at once, got {len(ids)}")
     return ids
+
+
+def sample_png(dataset: str, data_dir: Path, index: int) -> bytes:
+    """Test example `index` of `dataset` as a PNG (what the predict box can send); NotFound past the end."""
+    test = load_dataset(dataset, data_dir, train_subset=1, test_subset=index + 1).test
+    if index >= len(test.images):
+        raise NotFound(f"{dataset} has {len(test.images)} test images; there is no index {index}")
+    pixels = test.images[index].permute(1, 2, 0).squeeze(-1).numpy()  # (C, H, W) -> (H, W) or (H, W, 3)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()

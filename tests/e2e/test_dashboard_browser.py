@@ -100,6 +100,17 @@ def test_predict_from_an_uploaded_image(trained_by_form, browser, data_dir: Path
     assert browser[1].take_errors() == []
 
 
+def test_predict_a_picked_test_image(trained_by_form, browser):
+    page, _, _, _ = trained_by_form
+    page.fill("#test-index", "7")
+    page.click("#use-test-image")
+    page.wait_for_selector("#predict-preview:not([hidden])")
+    page.fill("#predict-k", "2")
+    page.click("#predict button[type=submit]")
+    wait_until(page, "document.querySelectorAll('#predict-result tbody tr').length === 2")
+    assert browser[1].take_errors() == []
+
+
 def test_the_form_shows_the_apis_validation_errors_by_field(browser, live_server):
     context, watched = browser
     page = context.new_page()

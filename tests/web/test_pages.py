@@ -1,8 +1,10 @@
 """The dashboard's pages over HTTP (auth off): tables that read without JavaScript, filters, pages, the policy."""
 
+import io
 import re
 
 import pytest
+from PIL import Image
 
 from service.web.templating import CONTENT_SECURITY_POLICY
 from tests.api.conftest import SMALL_JOB
@@ -92,3 +94,11 @@ def test_pages_run_no_inline_script_and_keep_to_this_server(queued):
         for tag in re.findall(r"<script[^>]*>", page.text):
             assert 'src="/static/' in tag or 'type="application/json"' in tag, (path, tag)
         assert "http://" not in page.text and "https://" not in page.text, path
+
+
+def test_the_predict_box_can_fetch_a_test_image_of_the_jobs_dataset(queued):
+    response = queued.get("/ui/jobs/1/samples/3.png")
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(response.content)).size == (28, 28)
+    missing = queued.get("/ui/jobs/1/samples/10000.png")  # Fashion-MNIST has 10,000 test images
+    assert missing.status_code == 404 and "10000 test images" in missing.json()["detail"]

@@ -146,6 +146,18 @@
     const preview = document.getElementById("predict-preview");
     if (file.files.length) { preview.src = URL.createObjectURL(file.files[0]); preview.hidden = false; }
   });
+  // A test image: fetched as a PNG and put in the file input, so it is sent exactly like an upload.
+  document.getElementById("use-test-image").addEventListener("click", async () => {
+    const index = Number(document.getElementById("test-index").value) || 0;
+    const response = await fetch(`/ui/jobs/${id}/samples/${index}.png`, { credentials: "same-origin" });
+    const error = document.getElementById("predict-error");
+    if (!response.ok) return convlab.showError(error, (await response.json()).detail);
+    convlab.showError(error, "");
+    const chosen = new DataTransfer();
+    chosen.items.add(new File([await response.blob()], `test-${index}.png`, { type: "image/png" }));
+    file.files = chosen.files;
+    file.dispatchEvent(new Event("change"));
+  });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const error = document.getElementById("predict-error");
