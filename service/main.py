@@ -37,6 +37,7 @@ from service.inference import Predictor
 from service.storage.db import make_engine, make_session_factory, upgrade_database
 from service.telemetry.database import DatabaseCollector
 from service.telemetry.metrics import Metrics
+from service.web import install_web
 
 DESCRIPTION = """
 Train, track and serve the CNNs of *Dive into Deep Learning* (LeNet, BN-LeNet, ResNet-18, DenseNet) and compute
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for module in routers:
         app.include_router(module.router)
+    install_web(app)
     app.mount(docs.STATIC_PREFIX, docs.static_files(), name="static")
     app.add_middleware(
         BodySizeLimit, max_bytes=settings.access.max_body_bytes, predict_max_bytes=settings.serving.predict_max_bytes

@@ -8,7 +8,8 @@ from service.api.deps import JobDep, JobIdPath, SessionDep
 from service.api.schemas import ErrorResponse, HistoryRead
 from service.api.security import JOBS_READ, auth_responses
 from service.storage import jobs
-from service.training.plots import downsample_steps, render_history
+from service.training.downsample import MIN_POINTS
+from service.training.plots import render_history
 
 router = APIRouter(prefix="/jobs", tags=["history"], dependencies=[Depends(JOBS_READ)], responses=auth_responses())
 
@@ -16,26 +17,26 @@ PLOT_POINTS = 2000  # a figure cannot show more step points than this usefully
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "description": "No such job."}}
 MaxPoints = Annotated[
     int | None,
-    Query(ge=2, le=100_000, description="Downsample the step series to at most this many points (bucket means)."),
+    Query(
+        ge=MIN_POINTS,
+        le=100_000,
+        description="Thin the step series to at most this many points: the first, the last, the global minimum and "
+        "maximum, and the lowest and highest loss of each of equal buckets between.",
+    ),
 ]
 
 
 @router.get("/{job_id}/history", summary="Training history of a job", response_model=HistoryRead, responses=NOT_FOUND)
 def get_history(job_id: JobIdPath, session: SessionDep, max_points: MaxPoints = None) -> HistoryRead:
     """Loss per logged step and metrics per finished epoch; `max_points` thins long step series."""
-    history = jobs.get_history(session, job_id).records()
-    return HistoryRead(
-        job_id=job_id,
-        steps=downsample_steps(history.steps, max_points),
-        epochs=history.epochs,
-        total_steps_recorded=len(history.steps),
-    )
+    history, recorded = jobs.read_history(session, job_id, max_points=max_points)
+    return HistoryRead(job_id=job_id, steps=history.steps, epochs=history.epochs, total_steps_recorded=recorded)
 
 
 def _plot(job: JobDep, session: SessionDep, fmt: str) -> bytes:
-    history = jobs.get_history(session, job.id).records()
+    history, _ = jobs.read_history(session, job.id, max_points=PLOT_POINTS)
     title = f"job {job.id}: {job.spec.get('architecture')} on {job.spec.get('dataset')}"
-    return render_history(downsample_steps(history.steps, PLOT_POINTS), history.epochs, title=title, fmt=fmt)
+    return render_history(history.steps, history.epochs, title=title, fmt=fmt)
 
 
 @router.get(

@@ -1,5 +1,8 @@
 """Who may call what: the bearer scheme, a scope dependency on every non-public route, lab compute gates.
 
+A signed-in browser sends its token in a cookie instead (service/api/cookies.py); the bearer header wins when
+both are present, and a cookie-authenticated state change must pass the forgery check.
+
 Every route either depends on one `RequireScope` (directly or through its router) or is listed in
 PUBLIC_PATHS; tests/api/test_security.py walks the app and fails on a route that does neither.
 """
@@ -14,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.access import ALL_SCOPES, Principal, Scope
 from service.access.limits import Guards
+from service.api.cookies import cookie_secret
 from service.api.deps import SessionFactoryDep, SettingsDep, get_guards
 from service.api.schemas import ErrorResponse
 from service.errors import Forbidden, Unauthorized
@@ -24,6 +28,7 @@ from service.storage.db import begin_write
 PUBLIC_PATHS = frozenset(
     {"/health", "/health/live", "/health/ready", "/version", "/docs", "/docs/oauth2-redirect", "/redoc"}
     | {"/openapi.json", "/static"}
+    | {"/ui/signin", "/ui/signout"}  # the dashboard's sign-in form and sign-out (service/web/signin.py)
 )
 
 bearer = HTTPBearer(
@@ -53,11 +58,11 @@ class RequireScope:
         address = request.client.host if request.client else "unknown"
         if not settings.auth_required:
             principal = Principal(address=address, scopes=ALL_SCOPES)
-        elif credentials is None:
+        elif (secret := credentials.credentials if credentials else cookie_secret(request)) is None:
             raise Unauthorized("this request needs an API token: send `Authorization: Bearer <token>`")
         else:
             guards.logins.check(address)
-            found = await run_in_threadpool(_authenticate, factory, credentials.credentials, address)
+            found = await run_in_threadpool(authenticate, factory, secret, address)
             if found is None:
                 guards.logins.record(address)
                 raise Unauthorized("the API token is unknown or was revoked")
@@ -71,7 +76,8 @@ class RequireScope:
         return principal
 
 
-def _authenticate(factory: sessionmaker[Session], secret: str, address: str) -> Principal | None:
+def authenticate(factory: sessionmaker[Session], secret: str, address: str) -> Principal | None:
+    """The Principal of a known, unrevoked token secret (its last use recorded), else None."""
     with factory() as session:
         token = tokens.find_token(session, secret)
         if token is None:

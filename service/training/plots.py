@@ -1,4 +1,4 @@
-"""A training history thinned for clients and drawn as loss/accuracy figures (matplotlib, no pyplot, no display)."""
+"""A training history drawn as loss/accuracy figures (matplotlib, no pyplot, no display)."""
 
 from collections.abc import Sequence
 from io import BytesIO
@@ -7,20 +7,6 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from service.records import EpochRecord, StepRecord
-
-
-def downsample_steps(points: Sequence[StepRecord], max_points: int | None) -> list[StepRecord]:
-    """At most `max_points` points: consecutive buckets averaged (loss), keeping each bucket's last position."""
-    if max_points is None or len(points) <= max_points:
-        return list(points)
-    out = []
-    n = len(points)
-    for b in range(max_points):
-        bucket = points[b * n // max_points : (b + 1) * n // max_points]
-        last = bucket[-1]
-        loss = sum(p.loss for p in bucket) / len(bucket)
-        out.append(StepRecord(last.step, last.epoch, last.examples_seen, loss))
-    return out
 
 
 def _draw(fig: Figure, steps: Sequence[StepRecord], epochs: Sequence[EpochRecord], title: str) -> None:

@@ -93,8 +93,10 @@ def test_every_protected_operation_answers_403_naming_the_missing_scope(client, 
 
 
 def test_public_routes_answer_without_a_token(client):
-    for path in sorted(PUBLIC_PATHS - {"/static", "/docs/oauth2-redirect"}):
+    for path in sorted(PUBLIC_PATHS - {"/static", "/docs/oauth2-redirect", "/ui/signout"}):
         assert client.get(path).status_code == 200, path
+    # POST only: a link cannot sign a browser out
+    assert client.post("/ui/signout", follow_redirects=False).status_code == 303
     assert client.get("/static/swagger-ui/swagger-ui.css").status_code == 200
 
 

@@ -31,14 +31,14 @@ def test_history_has_steps_and_epochs_with_the_contract_fields(trained):
 def test_history_downsamples_long_step_series(trained):
     full = trained.get("/jobs/1/history").json()["steps"]
     thin = trained.get("/jobs/1/history", params={"max_points": 10}).json()
-    assert len(thin["steps"]) == 10 and thin["total_steps_recorded"] == len(full)
-    assert thin["steps"][-1]["step"] == full[-1]["step"]
-    mean = sum(s["loss"] for s in full) / len(full)
-    assert abs(sum(s["loss"] for s in thin["steps"]) / 10 - mean) < 0.2 * mean  # bucket means keep the level
+    assert len(thin["steps"]) <= 10 and thin["total_steps_recorded"] == len(full)
+    assert thin["steps"][0] == full[0] and thin["steps"][-1] == full[-1]
+    losses = [s["loss"] for s in thin["steps"]]
+    assert min(losses) == min(s["loss"] for s in full) and max(losses) == max(s["loss"] for s in full)
 
 
 def test_history_rejects_too_few_points_and_unknown_jobs(trained):
-    assert trained.get("/jobs/1/history", params={"max_points": 1}).status_code == 422
+    assert trained.get("/jobs/1/history", params={"max_points": 3}).status_code == 422
     assert trained.get("/jobs/9/history").status_code == 404
 
 

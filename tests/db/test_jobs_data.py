@@ -155,6 +155,18 @@ def test_history_has_steps_and_epochs_in_order(session_factory: sessionmaker[Ses
         assert [e.epoch for e in history.epochs] == [1, 2, 3]
 
 
+def test_read_history_gives_the_stored_records_and_thins_them(session_factory: sessionmaker[Session]) -> None:
+    lease = _train_epochs(session_factory, [0.5, 0.6, 0.7])
+    with session_factory() as session:
+        full, recorded = jobs.read_history(session, lease.job_id)
+        assert full == jobs.get_history(session, lease.job_id).records() and recorded == 6
+        thin, recorded = jobs.read_history(session, lease.job_id, max_points=4)
+        assert recorded == 6 and len(thin.steps) <= 4 and thin.epochs == full.epochs
+        assert (thin.steps[0], thin.steps[-1]) == (full.steps[0], full.steps[-1])
+        losses = [p.loss for p in full.steps]
+        assert {min(losses), max(losses)} <= {p.loss for p in thin.steps}
+
+
 def test_checkpoints_keep_the_last_k_and_the_best(session_factory: sessionmaker[Session]) -> None:
     lease = _train_epochs(session_factory, [0.9, 0.6, 0.7, 0.8], keep=2)
     with session_factory() as session:

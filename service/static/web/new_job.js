@@ -1,0 +1,64 @@
+// The new-job form: the book's preset on architecture change, JSON to POST /jobs, errors shown by field.
+"use strict";
+(function () {
+  const form = document.getElementById("new-job");
+  const presets = JSON.parse(document.getElementById("presets").textContent);
+  const field = (name) => document.getElementById("f-" + name);
+
+  function applyPreset() {
+    const preset = presets[field("architecture").value];
+    for (const [name, value] of Object.entries(preset)) {
+      if (name === "description") document.getElementById("arch-description").textContent = value;
+      else if (field(name)) field(name).value = value;
+    }
+  }
+
+  function spec() {
+    const body = { optimizer: {}, scheduler: {} };
+    for (const element of form.elements) {
+      if (!element.name || element.value === "") continue;
+      const value = element.type === "number" ? Number(element.value) : element.value;
+      const [head, tail] = element.name.split(".");
+      if (tail) body[head][tail] = value; else body[head] = value;
+    }
+    return body;
+  }
+
+  function clearErrors() {
+    form.querySelectorAll(".field-error").forEach((p) => convlab.showError(p, ""));
+    form.querySelectorAll("[aria-invalid]").forEach((e) => e.removeAttribute("aria-invalid"));
+    convlab.showError(document.getElementById("form-error"), "");
+  }
+
+  // The API names each bad field: structured `errors` (loc) for schema errors, "field: message" parts otherwise.
+  function showErrors(data) {
+    const problems = (data.errors || []).map((e) => [e.loc.filter((p) => p !== "body").join("."), e.msg]);
+    if (!problems.length) {
+      for (const part of String(data.detail || "").split("; ")) {
+        const at = part.indexOf(": ");
+        problems.push(at > 0 ? [part.slice(0, at), part.slice(at + 2)] : ["", part]);
+      }
+    }
+    const general = [];
+    for (const [name, message] of problems) {
+      const slot = document.getElementById("e-" + name);
+      if (slot) {
+        convlab.showError(slot, message);
+        field(name).setAttribute("aria-invalid", "true");
+      } else general.push((name ? name + ": " : "") + message);
+    }
+    convlab.showError(document.getElementById("form-error"), general.join("; "));
+    const first = form.querySelector("[aria-invalid]");
+    if (first) first.focus();
+  }
+
+  field("architecture").addEventListener("change", applyPreset);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors();
+    const answer = await convlab.api("POST", "/jobs", spec());
+    if (answer.ok) window.location.assign("/ui/jobs/" + answer.data.id);
+    else showErrors(answer.data || { detail: "HTTP " + answer.status });
+  });
+  applyPreset();
+})();

@@ -1,0 +1,57 @@
+"""Who may see a page: the API's scopes, with a browser sent to the sign-in page instead of a JSON 401."""
+
+from urllib.parse import quote
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse, Response
+
+from service.access import Principal, Scope
+from service.api.deps import SessionFactoryDep, SettingsDep
+from service.api.security import Credentials, GuardsDep, RequireScope
+from service.errors import Unauthorized
+
+SIGN_IN_PATH = "/ui/signin"
+
+
+class SignInRequired(Exception):
+    """A browser asked for a page without a valid session; `target` is where to return after signing in."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__(target)
+        self.target = target
+
+
+def wants_html(request: Request) -> bool:
+    """The caller is a browser navigating (it accepts HTML), not an API client."""
+    return "text/html" in request.headers.get("accept", "")
+
+
+class PageScope(RequireScope):
+    """RequireScope for a page: a browser without a session is redirected to sign in; other callers get 401."""
+
+    async def __call__(
+        self,
+        request: Request,
+        credentials: Credentials,
+        settings: SettingsDep,
+        factory: SessionFactoryDep,
+        guards: GuardsDep,
+    ) -> Principal:
+        try:
+            return await super().__call__(request, credentials, settings, factory, guards)
+        except Unauthorized:
+            if wants_html(request):
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                raise SignInRequired(target) from None
+            raise
+
+
+async def redirect_to_sign_in(request: Request, exc: Exception) -> Response:
+    """303 to the sign-in page, which returns to the page asked for."""
+    assert isinstance(exc, SignInRequired)
+    return RedirectResponse(f"{SIGN_IN_PATH}?next={quote(exc.target, safe='')}", status_code=303)
+
+
+PAGE_JOBS_READ = PageScope(Scope.jobs_read)
+PAGE_JOBS_WRITE = PageScope(Scope.jobs_write)
+PAGE_LAB = PageScope(Scope.lab)
