@@ -13,6 +13,7 @@ from types import FrameType
 
 from service import __version__
 from service.access.commands import add_token_parser, bootstrap_admin, run_token_command
+from service.client.commands import COMMANDS, add_client_parsers, join_negative_values, run_client_command
 from service.config import Settings, get_settings
 
 log = logging.getLogger("convlab")
@@ -46,12 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     downgrade.add_argument("revision", nargs="?", default="base")
     db.add_parser("current", help="print the database's revision")
     add_token_parser(commands)
+    add_client_parsers(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `convlab` console script."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(join_negative_values(sys.argv[1:] if argv is None else argv))
+    if args.command in COMMANDS:
+        return run_client_command(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     settings = get_settings()

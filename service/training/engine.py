@@ -35,19 +35,27 @@ def fit(
     resume_from: bytes | None = None,
     device: str = "auto",
     allow_download: bool = False,
+    dataset_mirror: str | None = None,
 ) -> FitResult:
-    """Train `spec` (defaults resolved here) to the end, a cooperative stop, or divergence."""
+    """Train `spec` (defaults resolved here) to the end, a cooperative stop, or divergence.
+
+    With `allow_download`, missing dataset files are fetched first (from `dataset_mirror` when given), with
+    progress through `callbacks.on_download`.
+    """
     spec = resolve_defaults(spec)
+    callbacks = callbacks or Callbacks()
     contents: CheckpointContents | None = read_checkpoint(resume_from) if resume_from is not None else None
     splits = load_dataset(
         spec.dataset,
         Path(data_dir),
         allow_download=allow_download,
+        mirror=dataset_mirror,
+        on_download=callbacks.on_download,
         train_subset=spec.train_subset,
         test_subset=spec.test_subset,
     )
     runtime = make_runtime(resolve_device(device), compile=spec.compile, architecture=spec.architecture)
-    run = build_run(spec, splits, runtime, callbacks or Callbacks())
+    run = build_run(spec, splits, runtime, callbacks)
     if contents is not None:
         restore_run(run, contents)
     run.callbacks.on_start(run_info(run))

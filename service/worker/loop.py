@@ -139,6 +139,7 @@ class JobWorker:
                 resume_from=resume_from,
                 device=self.settings.device,
                 allow_download=self.settings.allow_download,
+                dataset_mirror=self.settings.downloads.mirror,
             )
             return result, recorder.stop_reason()
 

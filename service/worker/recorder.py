@@ -6,8 +6,8 @@ import time
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import __version__
-from service.training import Callbacks, Checkpoint, EpochRecord, Progress, RunInfo, StepRecord
-from service.worker.attempts import record_checkpoint, record_epoch, record_progress, record_start
+from service.training import Callbacks, Checkpoint, DownloadProgress, EpochRecord, Progress, RunInfo, StepRecord
+from service.worker.attempts import record_checkpoint, record_download, record_epoch, record_progress, record_start
 from service.worker.heartbeat import Heartbeat
 from service.worker.leases import Lease
 
@@ -60,6 +60,12 @@ class JobRecorder(Callbacks):
         self.start_step = info.resumed_from_step
         with self.session_factory() as session:
             record_start(session, self.lease, info=info, convlab_version=__version__)
+            session.commit()
+
+    def on_download(self, progress: DownloadProgress) -> None:
+        """Store a `download` event: the job's followers see its dataset arrive."""
+        with self.session_factory() as session:
+            record_download(session, self.lease, progress)
             session.commit()
 
     def on_step(self, record: StepRecord) -> None:
