@@ -18,6 +18,9 @@ from service.config import Settings, get_settings
 
 log = logging.getLogger("convlab")
 WORKER_STOP_SECONDS = 60.0  # how long `serve` waits for its workers to checkpoint and requeue on exit
+# Open event streams never end by themselves while their job runs: a stopping API closes them after this long
+# (clients reconnect with Last-Event-ID), instead of waiting for them forever.
+REQUESTS_STOP_SECONDS = 5
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,7 +155,13 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, log_level: 
             workers,
             auth,
         )
-        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level=log_level,
+            timeout_graceful_shutdown=REQUESTS_STOP_SECONDS,
+        )
     except _Stopped as stopped:
         log.info("%s: stopping", stopped)
     finally:

@@ -41,6 +41,7 @@ from service.optlab import results as rs
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
+UNSTORED = frozenset({"progress", "deleted"})  # event kinds the server sends without an id
 RECONNECT_SECONDS = 60.0  # how long `events` keeps trying to reconnect before giving up
 ImageFormat = Literal["png", "svg"]
 PredictInput: TypeAlias = str | os.PathLike[str] | bytes | np.ndarray  # a file, its bytes, or a [H, W] array
@@ -59,7 +60,8 @@ class ClientError(Exception):
 
 @dataclass(frozen=True)
 class Event:
-    """One Server-Sent Event of a job: `kind` is status, epoch, progress, download or deleted."""
+    """One Server-Sent Event of a job: `kind` is status, epoch, download (stored, with their `id`), progress
+    or deleted (id None)."""
 
     kind: str
     data: dict[str, Any]
@@ -196,7 +198,11 @@ class Client:
                 raise ClientError(source.response.status_code, _detail(source.response))
             try:
                 for sse in source.iter_sse():
-                    yield Event(sse.event, sse.json(), int(sse.id) if sse.id else None)
+                    if not sse.data:  # a keep-alive or a `retry:` advice, no event
+                        continue
+                    # SSE keeps the last id for events sent without one (progress, deleted): not theirs
+                    stored = sse.id and sse.event not in UNSTORED
+                    yield Event(sse.event, sse.json(), int(sse.id) if stored else None)
             except SSEError as exc:
                 raise ClientError(source.response.status_code, f"not an event stream: {exc}") from exc
 
