@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from service.api.schemas import HistoryRead, JobPage, JobRead, PredictResponse
 
@@ -90,7 +90,8 @@ def history_table(history: HistoryRead, plot: Path | None) -> None:
 
 def predictions(result: PredictResponse, names: list[str]) -> None:
     """`convlab predict`: the top-k classes of each image."""
-    table = Table("IMAGE", "RANK", "CLASS", "PROBABILITY", box=None)
+    table = Table("RANK", "CLASS", "PROBABILITY", box=None)
+    table.columns.insert(0, Column("IMAGE", overflow="fold"))  # a path is never cut short
     for name, prediction in zip(names, result.predictions, strict=True):
         for rank, score in enumerate(prediction.top_k, start=1):
             table.add_row(name if rank == 1 else "", str(rank), score.label, f"{score.probability:.4f}")
