@@ -6,7 +6,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
+from service.config import Settings, variable_names
 from service.errors import DatasetUnavailable
 from service.storage.db import make_engine, make_session_factory, upgrade_database
 from service.storage.orm import JobEvent, JobStatus
@@ -119,3 +121,21 @@ def test_two_jobs_needing_the_same_dataset_at_once_download_it_once(tmp_path, da
     ]
     assert len(claimed) == 2
     assert max(e.created_at for e in claimed) < max(e.created_at for e in downloads)  # they overlapped
+
+
+def test_without_a_data_dir_datasets_live_under_the_state_dir(tmp_path, monkeypatch):
+    for name in ("CONVLAB_DATA_DIR", "CONVLAB_STATE_DIR", "CONVLAB_DATASET_MIRROR"):
+        monkeypatch.delenv(name, raising=False)
+    assert Settings().data_dir == Path(".convlab") / "datasets"
+    assert Settings(state_dir=tmp_path).data_dir == tmp_path / "datasets"
+    monkeypatch.setenv("CONVLAB_STATE_DIR", str(tmp_path / "state"))
+    assert Settings().data_dir == tmp_path / "state" / "datasets"
+    monkeypatch.setenv("CONVLAB_DATA_DIR", str(tmp_path / "shared"))
+    monkeypatch.setenv("CONVLAB_DATASET_MIRROR", "http://127.0.0.1:9/datasets/")
+    configured = Settings()
+    assert configured.data_dir == tmp_path / "shared"
+    assert configured.downloads.mirror == "http://127.0.0.1:9/datasets/"
+    assert "CONVLAB_DATASET_MIRROR" in variable_names()
+    monkeypatch.setenv("CONVLAB_DATASET_MIRROR", "ftp://elsewhere/")
+    with pytest.raises(ValidationError, match="mirror"):
+        Settings()
