@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from rich.console import Console
+from rich.filesize import decimal
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
 from service.client.client import Client, ClientError, Event
@@ -37,9 +38,9 @@ def _position(data: dict[str, Any]) -> tuple[int, int, int, int] | None:
     return epoch, total_epochs, data["step"] - (epoch - 1) * per_epoch, per_epoch
 
 
-def _megabytes(data: dict[str, Any]) -> str:
-    total = f"/{data['total_bytes'] / 1e6:.1f}" if data.get("total_bytes") else ""
-    return f"{data['bytes_done'] / 1e6:.1f}{total} MB"
+def _size(data: dict[str, Any]) -> str:
+    total = f"/{decimal(data['total_bytes'])}" if data.get("total_bytes") else ""
+    return f"{decimal(data['bytes_done'])}{total}"
 
 
 class PlainDisplay:
@@ -55,7 +56,7 @@ class PlainDisplay:
             self.line(f"job {data['job_id']}: {data['status']}{reason}")
         elif event.kind == "download":
             state = "verified" if data.get("verified") else "downloading"
-            self.line(f"dataset {data['dataset']}: {state} {data['file']} {_megabytes(data)}")
+            self.line(f"dataset {data['dataset']}: {state} {data['file']} {_size(data)}")
         elif event.kind == "epoch":
             self.line(f"epoch {data['epoch']}: {_metrics(data)}")
         elif event.kind == "progress" and time.monotonic() - self.last_progress >= PLAIN_PROGRESS_SECONDS:
@@ -125,7 +126,7 @@ class LiveDisplay(PlainDisplay):
         name = data["file"]
         if name not in self.files:
             self.files[name] = self.progress.add_task(f"download {name}", total=data.get("total_bytes"), note="")
-        note = "verified" if data.get("verified") else _megabytes(data)
+        note = "verified" if data.get("verified") else _size(data)
         self.progress.update(self.files[name], completed=data["bytes_done"], note=note)
 
     def close(self) -> None:
