@@ -153,7 +153,7 @@ class JobEvent(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     job_id: Mapped[int] = mapped_column(BigId, _fk("jobs.id"))
     attempt: Mapped[int] = mapped_column(Integer)
-    kind: Mapped[str] = mapped_column(String(32))  # "status" or "epoch"
+    kind: Mapped[str] = mapped_column(String(32))  # "status", "epoch" or "download"
     payload: Mapped[JSONValue] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

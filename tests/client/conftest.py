@@ -29,7 +29,7 @@ def start_serve(state_dir: Path, data_dir: Path, port: int, *, workers: int, **e
     with (state_dir / "serve.log").open("ab") as log:
         process = subprocess.Popen(
             [*command, "--log-level", "warning"],
-            env=serve_env(state_dir, data_dir, **FAST, **env),
+            env=serve_env(state_dir, data_dir, **{**FAST, **env}),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
