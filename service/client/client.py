@@ -180,14 +180,19 @@ class Client:
                     yield event
                     if event.final:
                         return
+                if self.get(job_id).status.value in FINISHED:  # ended cleanly, its final event already sent
+                    return
+                continue  # ended cleanly mid-job (a proxy, a stopping server): reopen at once
             except httpx.TransportError as exc:
-                failing_since = failing_since or time.monotonic()
-                if time.monotonic() - failing_since > reconnect_seconds:
-                    raise ClientError(None, f"lost the event stream of job {job_id}: {exc}") from exc
-                time.sleep(0.5)
-                continue
-            if self.get(job_id).status.value in FINISHED:  # a clean end with the final event already seen
-                return
+                error = str(exc) or type(exc).__name__
+            except ClientError as exc:
+                if exc.status is not None:
+                    raise
+                error = exc.detail  # the server is not answering (yet): keep trying
+            failing_since = failing_since or time.monotonic()
+            if time.monotonic() - failing_since > reconnect_seconds:
+                raise ClientError(None, f"lost the event stream of job {job_id}: {error}")
+            time.sleep(0.5)
 
     def _event_stream(self, job_id: int, after: int) -> Iterator[Event]:
         headers = {"Last-Event-ID": str(after)} if after else {}

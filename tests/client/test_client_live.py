@@ -118,3 +118,9 @@ def test_the_token_is_sent_as_a_bearer_token(tmp_path: Path, data_dir):
         assert refused.value.status == 401
     finally:
         stop(process)
+
+
+def test_the_event_stream_gives_up_once_reconnecting_fails_for_long_enough():
+    with Client("http://127.0.0.1:1", token="") as nowhere, pytest.raises(ClientError) as lost:
+        next(nowhere.events(1, reconnect_seconds=1.0))
+    assert lost.value.status is None and lost.value.detail.startswith("lost the event stream of job 1:")
