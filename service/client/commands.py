@@ -46,7 +46,12 @@ def add_client_parsers(commands: "argparse._SubParsersAction[argparse.ArgumentPa
     history = actions.add_parser("history", parents=[json_flag], help="per-epoch metrics; --plot draws curves")
     history.add_argument("id", type=int)
     history.add_argument("--plot", type=Path, metavar="FILE", help="write the curves (.png or .svg)")
+    _add_predict_and_lab(commands, json_flag)
 
+
+def _add_predict_and_lab(
+    commands: "argparse._SubParsersAction[argparse.ArgumentParser]", json_flag: argparse.ArgumentParser
+) -> None:
     predict = commands.add_parser("predict", parents=[json_flag], help="classify images with a trained job")
     predict.add_argument("id", type=int)
     predict.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
