@@ -74,6 +74,7 @@ def live_server(state_dir: Path, *, workers: int, env: dict[str, str]) -> Iterat
         "CONVLAB_STATE_DIR": str(state_dir),
         "CONVLAB_DATA_DIR": str(DATA_DIR),
         "CONVLAB_POLL_SECONDS": "0.2",
+        "CONVLAB_PREDICT_RATE": "0",  # a load generator is one caller: measure the service, not its rate limit
         **env,
     }
     command = [

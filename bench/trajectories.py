@@ -25,13 +25,15 @@ from pathlib import Path
 import torch
 from fastapi.testclient import TestClient
 
-from service.config import Settings
+from service.config import AccessSettings, AuthMode, Settings
 from service.main import create_app
 from service.optlab.functions import resolve_objective
 from service.optlab.optimizers import OptimizerConfig
 from service.optlab.trajectories import run_trajectory
 
 STEPS = (20, 1_000, 10_000)
+# In process there is no bound address: say so, and lift the per-caller rate and the time budget being measured.
+OPEN = Settings(access=AccessSettings(auth=AuthMode.off, lab_rate=0, lab_max_seconds=600))
 OPTIMIZERS = {"gd": {"name": "gd", "lr": 0.1}, "momentum": {"name": "momentum", "lr": 0.1, "momentum": 0.5}}
 
 
@@ -151,7 +153,10 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=Path("bench/results/trajectories.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
-    with tempfile.TemporaryDirectory() as state, TestClient(create_app(Settings(state_dir=Path(state)))) as client:
+    with (
+        tempfile.TemporaryDirectory() as state,
+        TestClient(create_app(OPEN.model_copy(update={"state_dir": Path(state)}))) as client,
+    ):
         _post(client, {"function": "bowl", "steps": 10, "optimizer": {"name": "gd"}})  # warm-up
         rows = measure(client, args.repeats)
     print_table(rows)

@@ -15,6 +15,7 @@ from service import __version__
 from service.access.commands import add_token_parser, bootstrap_admin, run_token_command
 from service.client.commands import COMMANDS, add_client_parsers, join_negative_values, run_client_command
 from service.config import Settings, get_settings
+from service.telemetry.logs import setup_logging
 
 log = logging.getLogger("convlab")
 WORKER_STOP_SECONDS = 60.0  # how long `serve` waits for its workers to checkpoint and requeue on exit
@@ -59,9 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(join_negative_values(sys.argv[1:] if argv is None else argv))
     if args.command in COMMANDS:
         return run_client_command(args)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     settings = get_settings()
+    setup_logging(settings.log_format)
     if args.command == "serve":
         return serve(
             settings,
@@ -155,11 +155,13 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, log_level: 
             workers,
             auth,
         )
+        # log_config=None: uvicorn's loggers (access log included) go through convlab's handler and format
         uvicorn.run(
             create_app(settings),
             host=host,
             port=port,
             log_level=log_level,
+            log_config=None,
             timeout_graceful_shutdown=REQUESTS_STOP_SECONDS,
         )
     except _Stopped as stopped:

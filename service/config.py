@@ -10,7 +10,7 @@ import ipaddress
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +33,9 @@ class QueueSettings(Group):
     poll_seconds: float = Field(1.0, gt=0, description="How often an idle worker looks for work.")
     max_lost_leases: int = Field(3, ge=1, description="A job whose worker is lost this often ends failed.")
     keep_checkpoints: int = Field(3, ge=1, description="Checkpoints kept per job, besides its best.")
+    worker_retention_seconds: float = Field(
+        86_400.0, gt=0, description="Rows of workers unseen this long are deleted (by any live worker)."
+    )
 
 
 class JobLimits(Group):
@@ -107,6 +110,7 @@ class AccessSettings(Group):
     auth_lockout_seconds: float = Field(60.0, gt=0, description="How long such an address is refused.")
     max_body_bytes: int = Field(1024 * 1024, ge=1, description="Largest request body, except predict's own limit.")
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS (none: CORS off).")
+    metrics_public: bool = Field(False, description="Serve /metrics without a token (else: admin or metrics scope).")
 
     def required_for(self, host: str | None) -> bool:
         """Whether requests need a token when the API binds `host` (None: unknown, treated as exposed)."""
@@ -151,6 +155,11 @@ class Settings(BaseSettings):
     allow_download: bool = Field(False, description="Download missing datasets through torchvision.")
     device: str = Field("auto", description="Training/inference device: auto, cpu, cuda, cuda:N.")
     migrate_on_start: bool = Field(True, description="The API applies database migrations when it starts.")
+    log_format: Literal["json", "text"] = Field("text", description="CONVLAB_LOG_FORMAT: json lines or text.")
+    db_statement_timeout_ms: int = Field(
+        30_000, ge=0, description="PostgreSQL: longest statement of an API request (0: none)."
+    )
+    db_lock_timeout_ms: int = Field(10_000, ge=0, description="PostgreSQL: longest lock wait of an API request.")
 
     queue: QueueSettings = Field(default_factory=QueueSettings)
     jobs: JobLimits = Field(default_factory=JobLimits)

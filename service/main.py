@@ -11,13 +11,29 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from service import __version__
 from service.access.limits import Guards
-from service.api import architectures, checkpoints, docs, events, history, jobs, optlab, predict, system, tokens
+from service.api import (
+    architectures,
+    checkpoints,
+    docs,
+    events,
+    history,
+    jobs,
+    metrics,
+    optlab,
+    predict,
+    system,
+    tokens,
+)
 from service.api.handlers import install_error_handlers
 from service.api.headers import SecurityHeaders
 from service.api.limits import BodySizeLimit
+from service.api.observe import RequestObserver
+from service.api.openapi import convlab_openapi
 from service.config import Settings, get_settings
 from service.inference import Predictor
 from service.storage.db import make_engine, make_session_factory, upgrade_database
+from service.telemetry.database import DatabaseCollector
+from service.telemetry.metrics import Metrics
 
 DESCRIPTION = """
 Train, track and serve the CNNs of *Dive into Deep Learning* (LeNet, BN-LeNet, ResNet-18, DenseNet) and compute
@@ -59,9 +75,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # served by service.api.docs from vendored assets, so they work offline
         redoc_url=None,
     )
+    app.openapi = partial(convlab_openapi, app)  # type: ignore[method-assign]
     app.state.settings = settings
     app.state.guards = Guards.from_settings(settings.access)
-    for module in (jobs, history, events, checkpoints, predict, architectures, system, docs, optlab, tokens):
+    app.state.metrics = Metrics()
+    routers = (jobs, history, events, checkpoints, predict, architectures, system, metrics, docs, optlab, tokens)
+    for module in routers:
         app.include_router(module.router)
     app.mount(docs.STATIC_PREFIX, docs.static_files(), name="static")
     app.add_middleware(
@@ -75,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
         )
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestObserver, metrics=app.state.metrics)  # outermost: sees every answer, even a 413
     install_error_handlers(app)
     return app
 
@@ -85,14 +105,24 @@ async def lifespan(app: FastAPI, *, settings: Settings) -> AsyncIterator[None]:
     if settings.serving.inference_threads:
         # Process-wide; the API process does not train (workers are separate processes).
         torch.set_num_threads(settings.serving.inference_threads)
-    engine = make_engine(settings.database_url)
+    engine = make_engine(
+        settings.database_url,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
+        lock_timeout_ms=settings.db_lock_timeout_ms,
+    )
     if settings.migrate_on_start:
         await to_thread.run_sync(upgrade_database, settings.database_url)
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
-    app.state.predictor = Predictor(app.state.session_factory, settings.serving, device=settings.device)
+    observed: Metrics = app.state.metrics
+    collector = DatabaseCollector(app.state.session_factory, worker_alive_seconds=3 * settings.queue.lease_seconds)
+    observed.registry.register(collector)
+    app.state.predictor = Predictor(
+        app.state.session_factory, settings.serving, device=settings.device, observer=observed
+    )
     try:
         yield
     finally:
+        observed.registry.unregister(collector)
         await app.state.predictor.aclose()
         engine.dispose()

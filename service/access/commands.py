@@ -10,7 +10,7 @@ from service.access.principal import Scope
 from service.config import Settings
 from service.errors import ConvlabError
 from service.storage import tokens
-from service.storage.db import make_engine, make_session_factory, upgrade_database
+from service.storage.db import begin_write, make_engine, make_session_factory, upgrade_database
 
 
 def add_token_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -33,6 +33,7 @@ def run_token_command(settings: Settings, args: argparse.Namespace) -> int:
     engine = make_engine(settings.database_url)
     try:
         with make_session_factory(engine)() as session:
+            begin_write(session)
             if args.token_command == "create":
                 token, secret = tokens.create_token(session, name=args.name, scopes=map(Scope, args.scope))
                 session.commit()

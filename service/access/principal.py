@@ -11,6 +11,7 @@ class Scope(enum.StrEnum):
     jobs_write = "jobs:write"
     predict = "predict"
     lab = "lab"
+    metrics = "metrics"
     admin = "admin"
 
 

@@ -4,6 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Response
 
+from service.access import Principal
 from service.api.deps import MAX_ID, JobDep, JobIdPath, SessionDep, SessionFactoryDep, SettingsDep
 from service.api.schemas import JOB_EXAMPLE, ErrorResponse, JobCreate, JobPage, JobRead
 from service.api.security import JOBS_READ, WritesJobs, auth_responses
@@ -29,12 +30,16 @@ def admitted(
     from a caller below its quota of active jobs (429 if not)."""
     check_job_limits(body.to_spec(), settings.jobs, data_dir=settings.data_dir, allow_download=settings.allow_download)
     limit = settings.access.max_active_jobs
-    if jobs.count_active_jobs(session, owner_token_id=principal.token_id, client_address=principal.address) >= limit:
+    if jobs.begin_submission(session, _owner(principal)) >= limit:
         raise TooManyRequests(
             f"this caller already has {limit} queued or running jobs (max_active_jobs); wait for one to finish",
             retry_after=QUOTA_RETRY_SECONDS,
         )
     return body
+
+
+def _owner(principal: Principal) -> jobs.Owner:
+    return jobs.Owner(token_id=principal.token_id, name=principal.token_name, address=principal.address)
 
 
 def changeable(job_id: JobIdPath, principal: WritesJobs, factory: SessionFactoryDep) -> int:
@@ -66,8 +71,7 @@ def create_job(
     body: Annotated[JobCreate, Depends(admitted)], principal: WritesJobs, session: SessionDep, response: Response
 ) -> Job:
     """Validate the spec, fill in the book's recipe for what is left out, and queue the job (owned by the token)."""
-    owner = jobs.Owner(token_id=principal.token_id, name=principal.token_name, address=principal.address)
-    job = jobs.create_job(session, spec=body.to_spec(), priority=body.priority, owner=owner)
+    job = jobs.create_job(session, spec=body.to_spec(), priority=body.priority, owner=_owner(principal))
     session.commit()
     response.headers["Location"] = f"/jobs/{job.id}"
     return job

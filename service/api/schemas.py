@@ -11,10 +11,20 @@ from service.storage.orm import JobStatus
 from service.training.spec import JobSpec
 
 
+class FieldError(BaseModel):
+    """One problem with one field of a request (422 answers list them in `errors`)."""
+
+    loc: list[str | int] = Field(examples=[["body", "optimizer", "lr"]], description="Where: body, query, path...")
+    msg: str = Field(examples=["Input should be greater than 0"])
+    type: str = Field(examples=["greater_than"], description="pydantic's error type.")
+
+
 class ErrorResponse(BaseModel):
-    """Every error answer: a human-readable `detail` naming the field and the problem."""
+    """Every error answer (4xx and 5xx): a human-readable `detail` naming the field and the problem; request
+    validation errors (422) also list each problem in `errors`."""
 
     detail: str = Field(examples=["optimizer.lr: Input should be greater than 0"])
+    errors: list[FieldError] | None = Field(None, description="422 only: each invalid field.")
 
 
 class VersionRead(BaseModel):
@@ -33,6 +43,13 @@ class HealthRead(BaseModel):
         default_factory=list, description="Workers with a heartbeat in the last few lease periods."
     )
     workers_alive: int = 0
+
+
+class Probe(BaseModel):
+    """A liveness or readiness answer."""
+
+    status: str = Field(examples=["ok"], description="ok, or unavailable (readiness) with the reason.")
+    reason: str | None = None
 
 
 class ArchitectureRead(BaseModel):

@@ -19,9 +19,11 @@ from service.api.schemas import ErrorResponse
 from service.errors import Forbidden, Unauthorized
 from service.optlab.budget import work_budget
 from service.storage import tokens
+from service.storage.db import begin_write
 
 PUBLIC_PATHS = frozenset(
-    {"/health", "/version", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/static"}
+    {"/health", "/health/live", "/health/ready", "/version", "/docs", "/docs/oauth2-redirect", "/redoc"}
+    | {"/openapi.json", "/static"}
 )
 
 bearer = HTTPBearer(
@@ -74,14 +76,41 @@ def _authenticate(factory: sessionmaker[Session], secret: str, address: str) -> 
         token = tokens.find_token(session, secret)
         if token is None:
             return None
-        session.commit()  # last_used_at
-        scopes = frozenset(Scope(s) for s in token.scopes)
-        return Principal(address=address, scopes=scopes, token_id=token.id, token_name=token.name)
+        principal = Principal(
+            address=address, scopes=frozenset(Scope(s) for s in token.scopes), token_id=token.id, token_name=token.name
+        )
+        stale = tokens.is_use_stale(token)
+    if stale:
+        with factory() as session:
+            begin_write(session)
+            tokens.record_use(session, token.id)
+            session.commit()
+    return principal
 
 
 def _template(request: Request) -> str:
     route = request.scope.get("route")
     return str(getattr(route, "path", request.url.path))
+
+
+class MetricsAccess(RequireScope):
+    """The `metrics` scope (or admin), unless CONVLAB_METRICS_PUBLIC makes /metrics open to all."""
+
+    def __init__(self) -> None:
+        super().__init__(Scope.metrics)
+
+    async def __call__(
+        self,
+        request: Request,
+        credentials: Credentials,
+        settings: SettingsDep,
+        factory: SessionFactoryDep,
+        guards: GuardsDep,
+    ) -> Principal:
+        if settings.access.metrics_public:
+            address = request.client.host if request.client else "unknown"
+            return Principal(address=address, scopes=frozenset({Scope.metrics}))
+        return await super().__call__(request, credentials, settings, factory, guards)
 
 
 JOBS_READ = RequireScope(Scope.jobs_read)

@@ -7,8 +7,9 @@ from fastapi import APIRouter, Response
 
 from service import __version__
 from service.api.deps import SessionDep, SettingsDep
-from service.api.schemas import HealthRead, VersionRead
+from service.api.schemas import HealthRead, Probe, VersionRead
 from service.storage import jobs
+from service.storage.db import head_revision, schema_revision
 
 router = APIRouter(tags=["system"])
 
@@ -38,6 +39,32 @@ def health(session: SessionDep, settings: SettingsDep, response: Response) -> He
         for w in workers
     ]
     return HealthRead(status="ok", database=True, workers=listed, workers_alive=len(listed))
+
+
+@router.get("/health/live", summary="Is the process answering?", response_model=Probe)
+def live() -> Probe:
+    """Always 200 while the process serves requests (for an orchestrator's liveness probe)."""
+    return Probe(status="ok")
+
+
+@router.get(
+    "/health/ready",
+    summary="Can this process serve requests?",
+    response_model=Probe,
+    responses={503: {"model": Probe, "description": "The database is unreachable or not migrated to head."}},
+)
+def ready(session: SessionDep, response: Response) -> Probe:
+    """200 when the database answers and its schema is at the newest migration; 503 with the reason if not."""
+    try:
+        revision = schema_revision(session)
+    except Exception as exc:  # any driver error means "not ready"; it is reported, not raised
+        response.status_code = 503
+        return Probe(status="unavailable", reason=f"database unreachable: {str(exc).splitlines()[0]}")
+    head = head_revision()
+    if revision != head:
+        response.status_code = 503
+        return Probe(status="unavailable", reason=f"database schema at {revision or 'nothing'}, migrations at {head}")
+    return Probe(status="ok")
 
 
 @router.get("/version", summary="Version of convlab and its runtime", response_model=VersionRead)

@@ -8,6 +8,7 @@ from service.api.deps import SessionDep
 from service.api.schemas import ErrorResponse, TokenCreate, TokenCreated, TokenRead
 from service.api.security import ADMIN, auth_responses
 from service.storage import tokens
+from service.storage.db import begin_write
 from service.storage.orm import ApiToken
 
 router = APIRouter(prefix="/tokens", tags=["tokens"], dependencies=[Depends(ADMIN)], responses=auth_responses())
@@ -24,6 +25,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "des
 )
 def create_token(body: TokenCreate, session: SessionDep) -> TokenCreated:
     """Make a token with the given scopes; its secret is in this answer only (convlab keeps a hash)."""
+    begin_write(session)  # the name check and the insert in one SQLite write transaction (no lock upgrade)
     token, secret = tokens.create_token(session, name=body.name, scopes=body.scopes)
     session.commit()
     return TokenCreated(**TokenRead.model_validate(token).model_dump(), token=secret)
@@ -38,6 +40,7 @@ def list_tokens(session: SessionDep) -> list[ApiToken]:
 @router.delete("/{name}", status_code=204, summary="Revoke an API token", responses=NOT_FOUND)
 def revoke_token(name: TokenName, session: SessionDep) -> Response:
     """Revoke a token: the next request that presents it gets 401. Its jobs stay (owned by no token)."""
+    begin_write(session)
     tokens.revoke_token(session, name)
     session.commit()
     return Response(status_code=204)

@@ -2,9 +2,12 @@
 
 import asyncio
 from collections.abc import Hashable
+from dataclasses import dataclass
 
 import torch
 from anyio import CapacityLimiter, to_thread
+
+from service.inference.observer import InferenceObserver, NoObserver
 
 
 def forward(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
@@ -15,6 +18,16 @@ def forward(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
         return torch.softmax(logits.float(), dim=1).cpu()
 
 
+@dataclass(frozen=True)
+class _Waiting:
+    """A request in a batcher's queue: its model, images, the future of its answer and when it arrived."""
+
+    model: torch.nn.Module
+    batch: torch.Tensor
+    future: asyncio.Future[torch.Tensor]
+    queued_at: float
+
+
 class DynamicBatcher:
     """Joins concurrent predict requests for one model into shared forward passes (off the event loop).
 
@@ -22,12 +35,19 @@ class DynamicBatcher:
     requests that arrive while a forward pass runs form the next batch, so batches grow with the load.
     """
 
-    def __init__(self, *, max_batch: int, max_delay_s: float, limiter: CapacityLimiter | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_batch: int,
+        max_delay_s: float,
+        limiter: CapacityLimiter | None = None,
+        observer: InferenceObserver | None = None,
+    ) -> None:
         self.max_batch = max_batch
         self.max_delay_s = max_delay_s
         self.limiter = limiter
-        self._queue: asyncio.Queue[tuple[torch.nn.Module, torch.Tensor, asyncio.Future[torch.Tensor]]]
-        self._queue = asyncio.Queue()
+        self.observer = observer or NoObserver()
+        self._queue: asyncio.Queue[_Waiting] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
 
@@ -39,16 +59,18 @@ class DynamicBatcher:
     async def submit(self, model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
         """Class probabilities for `batch`, computed alone or together with other waiting requests."""
         if self.max_batch <= 1:
+            self.observer.batched(batch.shape[0], [0.0])
             return await to_thread.run_sync(forward, model, batch, limiter=self.limiter)
-        future: asyncio.Future[torch.Tensor] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((model, batch, future))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[torch.Tensor] = loop.create_future()
+        self._queue.put_nowait(_Waiting(model, batch, future, loop.time()))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain())
         return await future
 
-    async def _gather(self) -> list[tuple[torch.nn.Module, torch.Tensor, asyncio.Future[torch.Tensor]]]:
+    async def _gather(self) -> list["_Waiting"]:
         items = [self._queue.get_nowait()]
-        count = items[0][1].shape[0]
+        count = items[0].batch.shape[0]
         deadline = asyncio.get_running_loop().time() + self.max_delay_s
         while count < self.max_batch:
             remaining = deadline - asyncio.get_running_loop().time()
@@ -59,25 +81,26 @@ class DynamicBatcher:
             except (asyncio.QueueEmpty, TimeoutError):
                 break
             items.append(item)
-            count += item[1].shape[0]
+            count += item.batch.shape[0]
         return items
 
     async def _drain(self) -> None:
         while not self._queue.empty():
             items = await self._gather()
-            model = items[0][0]
+            started = asyncio.get_running_loop().time()
             try:
-                batch = torch.cat([x for _, x, _ in items])
-                probs = await to_thread.run_sync(forward, model, batch, limiter=self.limiter)
+                batch = torch.cat([item.batch for item in items])
+                self.observer.batched(batch.shape[0], [started - item.queued_at for item in items])
+                probs = await to_thread.run_sync(forward, items[0].model, batch, limiter=self.limiter)
             except Exception as exc:  # hand the failure to every waiting request
-                for _, _, future in items:
-                    if not future.done():
-                        future.set_exception(exc)
+                for item in items:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
                 continue
             self.batches += 1
-            for part, (_, _, future) in zip(torch.split(probs, [x.shape[0] for _, x, _ in items]), items, strict=True):
-                if not future.done():
-                    future.set_result(part)
+            for part, item in zip(torch.split(probs, [item.batch.shape[0] for item in items]), items, strict=True):
+                if not item.future.done():
+                    item.future.set_result(part)
 
     async def aclose(self) -> None:
         """Wait for the batches in flight."""
@@ -89,11 +112,18 @@ class BatcherPool:
     """One DynamicBatcher per loaded model (cache key); idle batchers are dropped when the pool grows."""
 
     def __init__(
-        self, *, max_batch: int, max_delay_s: float, limiter: CapacityLimiter | None = None, max_idle: int = 64
+        self,
+        *,
+        max_batch: int,
+        max_delay_s: float,
+        limiter: CapacityLimiter | None = None,
+        max_idle: int = 64,
+        observer: InferenceObserver | None = None,
     ) -> None:
         self.max_batch = max_batch
         self.max_delay_s = max_delay_s
         self.limiter = limiter
+        self.observer = observer
         self.max_idle = max_idle
         self._batchers: dict[Hashable, DynamicBatcher] = {}
 
@@ -103,7 +133,7 @@ class BatcherPool:
             if len(self._batchers) >= self.max_idle:
                 self._batchers = {k: b for k, b in self._batchers.items() if b.busy}  # aclose waits for the rest
             self._batchers[key] = DynamicBatcher(
-                max_batch=self.max_batch, max_delay_s=self.max_delay_s, limiter=self.limiter
+                max_batch=self.max_batch, max_delay_s=self.max_delay_s, limiter=self.limiter, observer=self.observer
             )
         return self._batchers[key]
 

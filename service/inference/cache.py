@@ -8,14 +8,16 @@ from typing import Any
 
 import torch
 
+from service.inference.observer import InferenceObserver, NoObserver
 from service.training.checkpoints import LoadedCheckpoint, load_checkpoint
 
 
 class ModelCache:
     """A thread-safe LRU cache of loaded checkpoints, keyed by (job id, checkpoint id, sha256)."""
 
-    def __init__(self, capacity: int, *, lookup_ttl_s: float = 1.0) -> None:
+    def __init__(self, capacity: int, *, lookup_ttl_s: float = 1.0, observer: InferenceObserver | None = None) -> None:
         self.capacity = capacity
+        self.observer = observer or NoObserver()
         self.lookup_ttl_s = lookup_ttl_s
         self._items: OrderedDict[Hashable, LoadedCheckpoint] = OrderedDict()
         self._lookups: dict[Hashable, tuple[float, Any]] = {}
@@ -42,15 +44,21 @@ class ModelCache:
             if key in self._items:
                 self._items.move_to_end(key)
                 self.hits += 1
+                self.observer.cached("hit")
                 return self._items[key]
         loaded = load_checkpoint(read())
         loaded.model.to(device).eval()
+        self.observer.cached("miss")
         with self._lock:
             self.misses += 1
             self._items[key] = loaded
             self._items.move_to_end(key)
+            evicted = 0
             while len(self._items) > self.capacity:
                 self._items.popitem(last=False)
+                evicted += 1
+        for _ in range(evicted):
+            self.observer.cached("eviction")
         return loaded
 
     def __len__(self) -> int:

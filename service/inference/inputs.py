@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from service.errors import BadRequest, InvalidInput, describe_validation_errors
 from service.inference.images import ImageLimits, check_count, decode_image, pixels_to_tensor
+from service.wire import exactly_one_schema, refuse_explicit_nulls
 
 # A 1x1 black gray PNG, base64-encoded: the smallest valid example image.
 ONE_PIXEL_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg=="
@@ -21,18 +23,27 @@ class PredictRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "examples": [
                 {"images": [ONE_PIXEL_PNG]},
                 {"pixels": [[[0] * 28] * 28]},
-            ]
+            ],
+            **exactly_one_schema("images", "pixels"),
         },
     )
 
-    images: list[str] | None = Field(None, description="Base64-encoded PNG or JPEG files (data: URLs allowed).")
-    pixels: list[list[list[float]]] | None = Field(
+    images: list[str] | SkipJsonSchema[None] = Field(
+        None, description="Base64-encoded PNG or JPEG files (data: URLs allowed)."
+    )
+    pixels: list[list[list[float]]] | SkipJsonSchema[None] = Field(
         None, description="Gray images as [H][W] arrays of numbers 0..255, e.g. 28x28 for Fashion-MNIST."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        return refuse_explicit_nulls(data, "images", "pixels")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The prediction service: which checkpoint a request means, the loaded model, the input batch, the forward pass."""
 
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ from service.inference.batching import BatcherPool
 from service.inference.cache import ModelCache
 from service.inference.images import ImageLimits, prepare_batch
 from service.inference.inputs import RawInputs, decode_all, parse_json_inputs
+from service.inference.observer import InferenceObserver, NoObserver
 from service.storage import jobs
 from service.training.checkpoints import LoadedCheckpoint
 from service.training.runtime import resolve_device
@@ -59,11 +61,19 @@ def to_predictions(probs: torch.Tensor, class_names: Sequence[str], top_k: int) 
 class Predictor:
     """Serves trained jobs: built once by the app's lifespan, shared by every predict request."""
 
-    def __init__(self, session_factory: sessionmaker[Session], settings: ServingSettings, *, device: str) -> None:
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        settings: ServingSettings,
+        *,
+        device: str,
+        observer: InferenceObserver | None = None,
+    ) -> None:
         self.session_factory = session_factory
         self.device = device
+        self.observer = observer or NoObserver()
         self.limits = ImageLimits(max_images=settings.predict_max_images, max_pixels=settings.predict_max_pixels)
-        self.cache = ModelCache(settings.model_cache_size)
+        self.cache = ModelCache(settings.model_cache_size, observer=self.observer)
         # Few threads do CPU work for predictions at a time: with dozens, they and the event loop fight for
         # the GIL and tail latency explodes. Waiting requests queue cheaply on the event loop instead.
         self.limiter = CapacityLimiter(settings.predict_threads or max(2, os.cpu_count() or 2))
@@ -71,13 +81,17 @@ class Predictor:
             max_batch=settings.predict_batch_max_size,
             max_delay_s=settings.predict_batch_max_delay_ms / 1000,
             limiter=self.limiter,
+            observer=self.observer,
         )
 
     async def predict(self, job_id: int, raw: RawInputs | bytes, *, epoch: int | None, top_k: int) -> Predictions:
         """Classify the images of `raw` (JSON bytes are parsed off the event loop) with the job's checkpoint."""
+        start = time.perf_counter()
         choice, loaded, batch = await to_thread.run_sync(self._prepare, job_id, epoch, raw, limiter=self.limiter)
         probs = await self.batchers.get(choice.key).submit(loaded.model, batch)
-        return Predictions(job_id, choice.epoch, choice.key[2], to_predictions(probs, loaded.class_names, top_k))
+        answer = Predictions(job_id, choice.epoch, choice.key[2], to_predictions(probs, loaded.class_names, top_k))
+        self.observer.predicted(time.perf_counter() - start)
+        return answer
 
     async def aclose(self) -> None:
         """Wait for the batches in flight."""

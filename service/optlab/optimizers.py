@@ -23,7 +23,7 @@ Value = Any
 class OptimizerConfig(BaseModel):
     """One optimizer and its hyperparameters; fields left out take the book's defaults for that optimizer."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
     name: str = Field(..., max_length=40, description="gd, sgd, momentum, nesterov, ..., or torch:<name>")
     label: str | None = Field(None, max_length=80, description="A display name for comparisons and plots.")

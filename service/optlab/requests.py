@@ -1,11 +1,15 @@
 """What the lab is asked: one request model per entry point (also the HTTP bodies of its routes)."""
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from service.optlab.constrained import Constraint, Method
 from service.optlab.functions import Backend
 from service.optlab.linreg import Dataset
 from service.optlab.optimizers import OptimizerConfig
+from service.wire import exactly_one_schema, refuse_explicit_nulls
 
 FUNCTION_FIELD = Field(
     ...,
@@ -17,12 +21,19 @@ Point = list[float]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class _OneOrMany(_Strict):
-    optimizer: OptimizerConfig | None = None
-    optimizers: list[OptimizerConfig] | None = Field(None, min_length=1, max_length=64)
+    model_config = ConfigDict(json_schema_extra=exactly_one_schema("optimizer", "optimizers"))
+
+    optimizer: OptimizerConfig | SkipJsonSchema[None] = None
+    optimizers: list[OptimizerConfig] | SkipJsonSchema[None] = Field(None, min_length=1, max_length=64)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        return refuse_explicit_nulls(data, "optimizer", "optimizers")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "_OneOrMany":

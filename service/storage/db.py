@@ -55,10 +55,18 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for `url`; SQLite gets WAL, foreign keys, a busy timeout and BEGIN IMMEDIATE on request."""
+def make_engine(url: str, *, statement_timeout_ms: int = 0, lock_timeout_ms: int = 0, **kwargs: Any) -> Engine:
+    """An engine for `url`; SQLite gets WAL, foreign keys, a busy timeout and BEGIN IMMEDIATE on request;
+    PostgreSQL gets the statement and lock timeouts given (0: none), set on each connection."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
+        options = " ".join(
+            f"-c {name}={ms}"
+            for name, ms in (("statement_timeout", statement_timeout_ms), ("lock_timeout", lock_timeout_ms))
+            if ms
+        )
+        if options:
+            kwargs["connect_args"] = {**kwargs.get("connect_args", {}), "options": options}
         return create_engine(url, pool_pre_ping=True, **kwargs)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -130,6 +138,13 @@ def head_revision() -> str:
     head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
     assert head is not None, "the migrations have one head"
     return head
+
+
+def schema_revision(session: Session) -> str | None:
+    """The Alembic revision of the database `session` talks to (None before any migration)."""
+    from alembic.migration import MigrationContext
+
+    return MigrationContext.configure(session.connection()).get_current_revision()
 
 
 def current_revision(url: str) -> str | None:

@@ -1,5 +1,6 @@
 """Data functions for jobs and what they produced. They add and flush; the caller owns the session and commits."""
 
+import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -74,6 +75,16 @@ def list_jobs(
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     page = session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit).offset(offset))
     return list(page), total
+
+
+def begin_submission(session: Session, owner: Owner) -> int:
+    """Start the transaction that queues a job for `owner`, serialized with the owner's other submissions (the
+    SQLite write lock; a transaction-scoped advisory lock on PostgreSQL), and return the owner's active jobs."""
+    begin_write(session)
+    if session.get_bind().dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(f"submit:{owner.token_id}:{owner.address}".encode()).digest()[:8], "big")
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key - 2**63})
+    return count_active_jobs(session, owner_token_id=owner.token_id, client_address=owner.address)
 
 
 def count_active_jobs(session: Session, *, owner_token_id: int | None, client_address: str | None) -> int:

@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterable
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -66,16 +66,28 @@ def revoke_token(session: Session, name: str) -> None:
 
 
 def find_token(session: Session, secret: str) -> ApiToken | None:
-    """The token whose secret is `secret`, or None; notes when it was used (at most once a minute)."""
+    """The token whose secret is `secret`, or None (a read only; see `record_use`)."""
     digest = hash_secret(secret)
     token = session.scalar(select(ApiToken).where(ApiToken.secret_hash == digest))
     if token is None or not hmac.compare_digest(token.secret_hash, digest):
         return None
-    now = utcnow()
-    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
-        token.last_used_at = now
-        session.flush()
     return token
+
+
+def is_use_stale(token: ApiToken) -> bool:
+    """Whether `last_used_at` is older than its resolution, so that this use should be written."""
+    return token.last_used_at is None or utcnow() - token.last_used_at >= LAST_USED_RESOLUTION
+
+
+def record_use(session: Session, token_id: int) -> None:
+    """Set `last_used_at` of a token to now, unless another request did within the resolution.
+
+    One conditional UPDATE: run it in a write transaction of its own (`begin_write`), never after reads in the
+    same SQLite transaction, which could not be upgraded to a write once another writer had committed.
+    """
+    now = utcnow()
+    stale = or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < now - LAST_USED_RESOLUTION)
+    session.execute(update(ApiToken).where(ApiToken.id == token_id, stale).values(last_used_at=now))
 
 
 def has_admin_token(session: Session) -> bool:

@@ -22,7 +22,7 @@ BOOK_BATCH_SIZE = 256
 class OptimizerSpec(BaseModel):
     """An optimizer and its hyperparameters; `implementation: scratch` uses the book's hand-written rules."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # JSON 1e999 parses as inf: refuse it
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)  # JSON 1e999 is inf: refuse it
 
     name: OptimizerName = "sgd"
     lr: float | None = Field(None, gt=0, description="Learning rate; default: the book's for the architecture.")
@@ -40,7 +40,7 @@ class OptimizerSpec(BaseModel):
 class SchedulerSpec(BaseModel):
     """A learning-rate schedule over epochs, with optional linear warm-up."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
     name: SchedulerName = "constant"
     step_size: int = Field(1, ge=1, description="step: epochs between decays.")
@@ -51,9 +51,14 @@ class SchedulerSpec(BaseModel):
 class JobSpec(BaseModel):
     """What to train: architecture, data, optimization recipe and seed."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
-    architecture: str = Field(..., description="One of GET /architectures.", examples=["bn_lenet"])
+    architecture: str = Field(
+        ...,
+        description="One of GET /architectures.",
+        examples=["bn_lenet"],
+        json_schema_extra={"enum": [m.name for m in list_models()]},  # the validator below enforces the same set
+    )
     dataset: DatasetName = "fashion_mnist"
     epochs: int | None = Field(None, ge=1)
     batch_size: int | None = Field(

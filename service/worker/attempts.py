@@ -13,7 +13,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, undefer
 
 from service.storage.jobs import add_event, best_checkpoint_id, list_checkpoints
-from service.storage.orm import Checkpoint, EpochMetric, Job, LossPoint
+from service.storage.orm import Checkpoint, EpochMetric, Job, JobEvent, LossPoint
 from service.training import Checkpoint as TrainingCheckpoint
 from service.training import DownloadProgress, EpochRecord, RunInfo, StepRecord
 from service.worker.leases import Lease, begin_fenced
@@ -40,7 +40,22 @@ def start_attempt(session: Session, lease: Lease) -> Checkpoint | None:
     session.execute(delete(LossPoint).where(LossPoint.job_id == job_id, LossPoint.step > step))
     session.execute(delete(EpochMetric).where(EpochMetric.job_id == job_id, EpochMetric.epoch > epoch))
     session.execute(delete(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.step > step))
+    _mark_superseded(session, lease, after_epoch=epoch)
     return checkpoint
+
+
+def _mark_superseded(session: Session, lease: Lease, *, after_epoch: int) -> None:
+    """Flag the epoch events of earlier attempts past the resume point: this attempt trains those epochs again,
+    so a replay of the event stream shows which curve points were replaced (`superseded_by_attempt`)."""
+    stale = session.scalars(
+        select(JobEvent).where(
+            JobEvent.job_id == lease.job_id, JobEvent.kind == "epoch", JobEvent.attempt < lease.attempt
+        )
+    )
+    for event in stale:
+        if int(event.payload.get("epoch", 0)) > after_epoch and "superseded_by_attempt" not in event.payload:
+            event.payload = {**event.payload, "superseded_by_attempt": lease.attempt}
+    session.flush()
 
 
 def record_start(session: Session, lease: Lease, *, info: RunInfo, convlab_version: str) -> None:

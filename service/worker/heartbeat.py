@@ -11,6 +11,8 @@ from service.errors import LeaseLost
 from service.worker.leases import Lease, renew_lease, touch_worker
 
 log = logging.getLogger(__name__)
+JOIN_INTERVALS = 3  # how long the attempt waits for its heartbeat thread to stop: a few beats,
+JOIN_GRACE_SECONDS = 5.0  # plus a little for a slow database
 
 
 class Heartbeat:
@@ -39,7 +41,11 @@ class Heartbeat:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._done.set()
-        self._thread.join()
+        # A beat stuck on the database must not hold the worker forever: wait a few intervals, then move on
+        # (the thread is a daemon, and its next write is fenced by the attempt number anyway).
+        self._thread.join(timeout=JOIN_INTERVALS * self.interval + JOIN_GRACE_SECONDS)
+        if self._thread.is_alive():
+            log.warning("job %s: heartbeat still busy after the attempt ended; leaving it", self.lease.job_id)
 
     def _run(self) -> None:
         while not self._done.wait(self.interval) and not self.lost.is_set():

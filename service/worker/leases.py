@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.errors import LeaseLost
@@ -147,9 +147,12 @@ def requeue_job(session: Session, lease: Lease, *, reason: str) -> Job:
     return job
 
 
-def register_worker(session: Session, *, worker_id: str, hostname: str, pid: int) -> Worker:
-    """Record a starting worker process (for /health)."""
+def register_worker(
+    session: Session, *, worker_id: str, hostname: str, pid: int, retention_seconds: float = 86_400.0
+) -> Worker:
+    """Record a starting worker process (for /health), and forget workers unseen for `retention_seconds`."""
     now = utcnow()
+    session.execute(delete(Worker).where(Worker.last_seen < now - timedelta(seconds=retention_seconds)))
     worker = Worker(id=worker_id, hostname=hostname, pid=pid, started_at=now, last_seen=now)
     session.add(worker)
     session.flush()

@@ -21,6 +21,7 @@ from service.config import Settings
 from service.errors import LeaseLost
 from service.storage.db import make_engine, make_session_factory
 from service.storage.orm import Job, JobStatus
+from service.telemetry.logs import job_context
 from service.training import FitResult, fit
 from service.training.spec import JobSpec, resolve_defaults
 from service.worker.attempts import result_summary, start_attempt
@@ -53,7 +54,13 @@ class JobWorker:
         factory = make_session_factory(engine)
         worker = cls(settings, engine, factory, shutdown or threading.Event(), new_worker_id())
         with factory() as session:
-            register_worker(session, worker_id=worker.worker_id, hostname=socket.gethostname(), pid=os.getpid())
+            register_worker(
+                session,
+                worker_id=worker.worker_id,
+                hostname=socket.gethostname(),
+                pid=os.getpid(),
+                retention_seconds=settings.queue.worker_retention_seconds,
+            )
             session.commit()
         return worker
 
@@ -94,9 +101,10 @@ class JobWorker:
         if claimed is None:
             return False
         job, lease = claimed
-        log.info("worker %s: job %s attempt %s", self.worker_id, lease.job_id, lease.attempt)
         try:
-            self.run_job(job, lease)
+            with job_context(lease.job_id, lease.attempt):
+                log.info("worker %s: job %s attempt %s", self.worker_id, lease.job_id, lease.attempt)
+                self.run_job(job, lease)
         except LeaseLost as exc:
             log.warning("%s; leaving the job to its new owner", exc)
         except SQLAlchemyError:
@@ -179,6 +187,7 @@ class JobWorker:
         with self.session_factory() as session:
             finish_job(session, lease, status=status, reason=reason, error=error, result=result)
             session.commit()
+        log.info("job %s %s: %s", lease.job_id, status.value, reason)
 
 
 def _message(exc: BaseException) -> str:

@@ -1,17 +1,22 @@
 """Helpers for the access-control tests: apps with auth required, and tokens made in their database."""
 
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
-import fastapi.routing
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Mount, Route
 
 from service.access import Scope
+from service.api.routes import all_routes
 from service.api.security import PUBLIC_PATHS, RequireScope
 from service.config import AccessSettings, AuthMode, Settings
 from service.storage import tokens
 from tests.api.conftest import make_settings
+
+T = TypeVar("T")
 
 
 def required_settings(state_dir: Path, data_dir: Path, **access: object) -> Settings:
@@ -43,14 +48,6 @@ def required_scope(route: APIRoute) -> Scope | None:
     return None
 
 
-def all_routes(app: FastAPI) -> list[BaseRoute]:
-    """The app's routes, those of included routers too (FastAPI 0.165 includes routers lazily)."""
-    iter_contexts = getattr(fastapi.routing, "iter_route_contexts", None)
-    if iter_contexts is None:
-        return list(app.routes)
-    return [context.original_route for context in iter_contexts(app.routes)]
-
-
 def undecided_routes(app: FastAPI) -> list[str]:
     """Routes that neither require a scope nor are listed as public."""
     undecided = []
@@ -67,3 +64,11 @@ def _path(route: BaseRoute) -> str:
     if isinstance(route, Mount | Route):
         return route.path
     return repr(route)
+
+
+def run_together(work: Callable[[T], object], items: Iterable[T]) -> None:
+    """Call `work` on every item from its own thread at once; an exception in any of them fails the caller."""
+    items = list(items)
+    with ThreadPoolExecutor(max_workers=len(items)) as pool:
+        for future in [pool.submit(work, item) for item in items]:
+            future.result()

@@ -11,9 +11,17 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from service.access import Scope
+from service.api.routes import all_routes
 from service.api.security import PUBLIC_PATHS
 from service.main import create_app
-from tests.api.auth_helpers import all_routes, bearer, issue_token, required_scope, required_settings, undecided_routes
+from tests.api.auth_helpers import (
+    bearer,
+    issue_token,
+    required_scope,
+    required_settings,
+    run_together,
+    undecided_routes,
+)
 from tests.api.conftest import SMALL_JOB, make_client
 
 SAMPLE_VALUES = {"job_id": "1", "epoch": "1", "checkpoint_id": "1", "name": "nobody", "arch": "bn_lenet"}
@@ -197,3 +205,29 @@ def test_logs_of_an_authenticated_session_hold_no_token(client, app, admin, capl
     client.get("/jobs", headers=bearer(secret))
     assert caplog.records, "the session logged something"
     assert secret not in caplog.text and admin["Authorization"].split()[1] not in caplog.text
+
+
+def test_concurrent_first_uses_of_tokens_never_fail(client, app):
+    """Recording a token's first use writes; on SQLite that write runs in its own locked transaction."""
+    secrets = [issue_token(app, f"parallel-{i}", Scope.jobs_read, Scope.jobs_write) for i in range(8)]
+    statuses: list[int] = []
+
+    def use(secret: str) -> None:
+        for _ in range(3):
+            statuses.append(client.post("/jobs", json=SMALL_JOB, headers=bearer(secret)).status_code)
+            statuses.append(client.get("/jobs", headers=bearer(secret)).status_code)
+
+    run_together(use, secrets)
+    assert sorted(set(statuses)) == [200, 201] and len(statuses) == 48
+
+
+def test_concurrent_token_creations_and_revocations_never_fail(client, admin):
+    statuses: list[int] = []
+
+    def create_and_revoke(i: int) -> None:
+        body = {"name": f"burst-{i % 3}", "scopes": ["lab"]}
+        statuses.append(client.post("/tokens", json=body, headers=admin).status_code)
+        statuses.append(client.delete(f"/tokens/burst-{i % 3}", headers=admin).status_code)
+
+    run_together(create_and_revoke, range(9))
+    assert set(statuses) <= {201, 204, 404, 409} and 201 in statuses

@@ -1,5 +1,6 @@
 """Abuse limits over real HTTP: active-job quotas, request rates, lockouts, body sizes, the lab's compute budget."""
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -12,8 +13,9 @@ from fastapi.testclient import TestClient
 from service.access import Scope
 from service.config import AccessSettings, AuthMode
 from service.main import create_app
-from tests.api.auth_helpers import bearer, issue_token, required_settings
+from tests.api.auth_helpers import bearer, issue_token, required_settings, run_together
 from tests.api.conftest import SMALL_JOB, make_client, make_settings
+from tests.db.databases import BACKENDS, fresh_postgres_database, postgres_server_url
 
 # 8 Newton runs of 20,000 steps on a 16-D function through autograd: tens of seconds of work unbounded.
 LONG_LAB_CALL = {
@@ -135,3 +137,16 @@ def test_lab_computations_beyond_the_slots_wait_then_get_429(app_factory):
     assert second.status_code == 429 and "slots" in second.json()["detail"]
     assert answers == [422]
     assert client.post("/trajectories", json=QUICK_LAB_CALL, headers=lab).status_code == 200
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_concurrent_submissions_cannot_overrun_the_quota(backend, tmp_path, data_dir):
+    with contextlib.ExitStack() as stack:
+        url = "" if backend == "sqlite" else stack.enter_context(fresh_postgres_database(postgres_server_url()))
+        access = AccessSettings(auth=AuthMode.off, max_active_jobs=3)
+        app = create_app(make_settings(tmp_path, data_dir, access=access, database_url=url))
+        client = stack.enter_context(make_client(app))
+        statuses: list[int] = []
+        run_together(lambda _: statuses.append(client.post("/jobs", json=SMALL_JOB).status_code), range(10))
+        assert sorted(statuses) == [201] * 3 + [429] * 7
+        stack.callback(app.state.engine.dispose)

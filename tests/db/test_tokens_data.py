@@ -45,17 +45,25 @@ def test_find_token_accepts_its_secret_only(session_factory: sessionmaker[Sessio
 
 def test_last_use_is_written_at_most_once_a_minute(session_factory: sessionmaker[Session]) -> None:
     with session_factory() as session:
-        token, secret = tokens.create_token(session, name="alice", scopes=[Scope.lab])
+        token, _ = tokens.create_token(session, name="alice", scopes=[Scope.lab])
         session.commit()
-        assert token.last_used_at is None
-        first = tokens.find_token(session, secret)
-        assert first is not None and first.last_used_at is not None
-        stamp = first.last_used_at
-        tokens.find_token(session, secret)
+        assert token.last_used_at is None and tokens.is_use_stale(token)
+        tokens.record_use(session, token.id)
+        session.commit()
+        session.refresh(token)
+        stamp = token.last_used_at
+        assert stamp is not None and not tokens.is_use_stale(token)
+        tokens.record_use(session, token.id)  # within the minute: unchanged
+        session.commit()
+        session.refresh(token)
         assert token.last_used_at == stamp
         token.last_used_at = stamp - timedelta(minutes=2)
-        tokens.find_token(session, secret)
-        assert token.last_used_at > stamp - timedelta(minutes=2)
+        session.commit()
+        assert tokens.is_use_stale(token)
+        tokens.record_use(session, token.id)
+        session.commit()
+        session.refresh(token)
+        assert token.last_used_at is not None and token.last_used_at >= stamp
 
 
 def test_names_are_unique_and_checked(session_factory: sessionmaker[Session]) -> None:

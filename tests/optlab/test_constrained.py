@@ -3,17 +3,18 @@
 import math
 
 import pytest
+from pydantic import ValidationError
 
 from service.errors import InvalidInput
-from service.optlab.constrained import Constraint, minimize_constrained
+from service.optlab.constrained import Ball, HalfSpace, minimize_constrained
 from service.optlab.functions import resolve_objective
 
 TARGET = "(x1 - 2)**2 + (x2 - 2)**2"  # unconstrained minimum (2, 2), outside both sets
-BALL = Constraint(kind="ball", center=[0.0, 0.0], radius=1.0)  # optimum (1/√2, 1/√2)
-HALFSPACE = Constraint(kind="halfspace", normal=[1.0, 1.0], offset=1.0)  # optimum (1/2, 1/2)
+BALL = Ball(kind="ball", center=[0.0, 0.0], radius=1.0)  # optimum (1/√2, 1/√2)
+HALFSPACE = HalfSpace(kind="halfspace", normal=[1.0, 1.0], offset=1.0)  # optimum (1/2, 1/2)
 
 
-def run(constraint: Constraint, method: str, steps: int = 200, **kw):
+def run(constraint: Ball | HalfSpace, method: str, steps: int = 200, **kw):
     return minimize_constrained(
         resolve_objective(TARGET, 2), constraint, [0.0, 0.0], method=method, steps=steps, lr=kw.pop("lr", 0.1), **kw
     )
@@ -44,14 +45,14 @@ def test_penalty_approaches_the_optimum_as_the_weight_grows():
 
 
 def test_constraint_fields_are_checked():
-    with pytest.raises(InvalidInput, match="needs center and radius"):
-        run(Constraint(kind="ball", radius=1.0), "projected_gd")
+    with pytest.raises(ValidationError, match="center"):
+        Ball.model_validate({"kind": "ball", "radius": 1.0})  # the schema says which fields each kind needs
     with pytest.raises(InvalidInput, match="must not be zero"):
-        run(Constraint(kind="halfspace", normal=[0.0, 0.0], offset=1.0), "projected_gd")
+        run(HalfSpace(kind="halfspace", normal=[0.0, 0.0], offset=1.0), "projected_gd")
     with pytest.raises(InvalidInput, match="3 coordinates"):
-        run(Constraint(kind="ball", center=[0.0, 0.0, 0.0], radius=1.0), "projected_gd")
+        run(Ball(kind="ball", center=[0.0, 0.0, 0.0], radius=1.0), "projected_gd")
 
 
 def test_a_normal_whose_square_underflows_is_refused_as_zero():
     with pytest.raises(InvalidInput, match="must not be zero"):
-        run(Constraint(kind="halfspace", normal=[1e-200, 0.0], offset=0.0), "projected_gd")
+        run(HalfSpace(kind="halfspace", normal=[1e-200, 0.0], offset=0.0), "projected_gd")

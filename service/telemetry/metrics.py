@@ -1,0 +1,76 @@
+"""The API process's Prometheus metrics, on a registry of its own (so that each app, and each test, starts at 0).
+
+Labels are bounded: a route *template* (`/jobs/{job_id}`), never a raw path or an id; a method from HTTP's
+small set; a status code; an architecture name from the registry.
+"""
+
+import platform
+
+import torch
+from prometheus_client import CollectorRegistry, Counter, Histogram, Info
+
+from service import __version__
+from service.inference.observer import CacheEvent
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+WAIT_BUCKETS = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class Metrics:
+    """Counters and histograms the API process updates as it works; also the predictor's observer."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.http_requests = Counter(
+            "convlab_http_requests", "HTTP requests answered.", ["route", "method", "status"], registry=r
+        )
+        self.http_duration = Histogram(
+            "convlab_http_request_duration_seconds",
+            "Time to answer an HTTP request (for streams: until the stream ended).",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.predict_duration = Histogram(
+            "convlab_predict_duration_seconds", "Time to answer a predict request.", buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.predict_queue_wait = Histogram(
+            "convlab_predict_queue_wait_seconds",
+            "Time a predict request waited in its model's batcher before its forward pass began.",
+            buckets=WAIT_BUCKETS,
+            registry=r,
+        )
+        self.predict_batch_size = Histogram(
+            "convlab_predict_batch_size_images", "Images in one forward pass.", buckets=BATCH_BUCKETS, registry=r
+        )
+        self.cache = {
+            event: Counter(f"convlab_model_cache_{name}", f"Model cache {name}.", registry=r)
+            for event, name in (("hit", "hits"), ("miss", "misses"), ("eviction", "evictions"))
+        }
+        Info("convlab_build", "convlab's version and runtime.", registry=r).info(
+            {"version": __version__, "python": platform.python_version(), "torch": torch.__version__}
+        )
+
+    def observe_request(self, *, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one HTTP answer and its latency."""
+        method = method if method in METHODS else "OTHER"
+        self.http_requests.labels(route, method, str(status)).inc()
+        self.http_duration.labels(route, method).observe(seconds)
+
+    # InferenceObserver
+    def predicted(self, seconds: float) -> None:
+        """A predict request was answered after `seconds`."""
+        self.predict_duration.observe(seconds)
+
+    def batched(self, size: int, waits: list[float]) -> None:
+        """A forward pass over `size` images, for requests that waited `waits`."""
+        self.predict_batch_size.observe(size)
+        for wait in waits:
+            self.predict_queue_wait.observe(max(0.0, wait))
+
+    def cached(self, event: CacheEvent) -> None:
+        """A model cache hit, miss or eviction."""
+        self.cache[event].inc()
