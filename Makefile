@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
-DATA_DIR ?= $(abspath ../shared/datasets)
+# The sibling data folder when there is one; without it `make run` keeps datasets under .convlab/datasets and
+# downloads each on first use. Tests read the shared data with downloads off, so they never reach the internet.
+DATA_DIR ?= $(wildcard $(abspath ../shared/datasets))
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
@@ -34,10 +36,11 @@ test-deps:
 	else echo "note: chromium is not installed; the /docs rendering test will be skipped"; fi
 
 run: install
-	CONVLAB_DATA_DIR=$${CONVLAB_DATA_DIR:-$(DATA_DIR)} $(BIN)/convlab serve --host $(HOST) --port $(PORT) --workers 1
+	$(if $(DATA_DIR),CONVLAB_DATA_DIR=$${CONVLAB_DATA_DIR:-$(DATA_DIR)}) CONVLAB_ALLOW_DOWNLOAD=$${CONVLAB_ALLOW_DOWNLOAD:-true} \
+		$(BIN)/convlab serve --host $(HOST) --port $(PORT) --workers 1
 
 test: install test-deps
-	CONVLAB_DATA_DIR=$${CONVLAB_DATA_DIR:-$(DATA_DIR)} $(BIN)/python -m pytest $(PYTEST_ARGS)
+	CONVLAB_DATA_DIR=$${CONVLAB_DATA_DIR:-$(DATA_DIR)} CONVLAB_ALLOW_DOWNLOAD=false $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -13,11 +13,15 @@ from types import FrameType
 
 from service import __version__
 from service.access.commands import add_token_parser, bootstrap_admin, run_token_command
+from service.client.commands import COMMANDS, add_client_parsers, join_negative_values, run_client_command
 from service.config import Settings, get_settings
 from service.telemetry.logs import setup_logging
 
 log = logging.getLogger("convlab")
 WORKER_STOP_SECONDS = 60.0  # how long `serve` waits for its workers to checkpoint and requeue on exit
+# Open event streams never end by themselves while their job runs: a stopping API closes them after this long
+# (clients reconnect with Last-Event-ID), instead of waiting for them forever.
+REQUESTS_STOP_SECONDS = 5
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,12 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
     downgrade.add_argument("revision", nargs="?", default="base")
     db.add_parser("current", help="print the database's revision")
     add_token_parser(commands)
+    add_client_parsers(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `convlab` console script."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(join_negative_values(sys.argv[1:] if argv is None else argv))
+    if args.command in COMMANDS:
+        return run_client_command(args)
     settings = get_settings()
     setup_logging(settings.log_format)
     if args.command == "serve":
@@ -170,7 +177,14 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, log_level: 
             auth,
         )
         # log_config=None: uvicorn's loggers (access log included) go through convlab's handler and format
-        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, log_config=None)
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level=log_level,
+            log_config=None,
+            timeout_graceful_shutdown=REQUESTS_STOP_SECONDS,
+        )
     except _Stopped as stopped:
         log.info("%s: stopping", stopped)
     finally:

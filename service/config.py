@@ -10,7 +10,7 @@ import ipaddress
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -140,6 +140,18 @@ class FleetSettings(Group):
     )
 
 
+class DownloadSettings(Group):
+    """Datasets fetched on first use, when CONVLAB_ALLOW_DOWNLOAD is true (docs/training.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="CONVLAB_DATASET_", extra="forbid", env_ignore_empty=True)
+
+    mirror: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="CONVLAB_DATASET_MIRROR: a base URL holding the datasets' files, used instead of upstream's.",
+    )
+
+
 class Settings(BaseSettings):
     """Service configuration: the deployment's own fields, then one group per subsystem."""
 
@@ -147,7 +159,10 @@ class Settings(BaseSettings):
 
     state_dir: Path = Field(Path(".convlab"), description="Local state: the default SQLite database lives here.")
     database_url: str = Field("", description="SQLAlchemy URL; default: a SQLite file in state_dir.")
-    data_dir: Path = Field(Path("data"), description="Datasets in torchvision's layout (FashionMNIST/raw, ...).")
+    data_dir: Path = Field(
+        Path(".convlab/datasets"),
+        description="Datasets in torchvision's layout (FashionMNIST/raw, ...); default: `datasets` in state_dir.",
+    )
     allow_download: bool = Field(False, description="Download missing datasets through torchvision.")
     device: str = Field("auto", description="Training/inference device: auto, cpu, cuda, cuda:N.")
     migrate_on_start: bool = Field(True, description="The API applies database migrations when it starts.")
@@ -166,6 +181,16 @@ class Settings(BaseSettings):
         None, description="The address the API binds; `convlab serve` sets it (it decides CONVLAB_AUTH=auto)."
     )
     fleet: FleetSettings = Field(default_factory=FleetSettings)
+    downloads: DownloadSettings = Field(default_factory=DownloadSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_data_dir(cls, values: Any) -> Any:
+        """Without a configured data directory, datasets live under the state directory."""
+        if isinstance(values, dict) and not values.get("data_dir"):
+            state_dir = values.get("state_dir") or cls.model_fields["state_dir"].default
+            values = {**values, "data_dir": Path(state_dir) / "datasets"}
+        return values
 
     @model_validator(mode="after")
     def _default_database(self) -> "Settings":

@@ -62,7 +62,8 @@ async def event_stream(
     summary="Follow a job live (Server-Sent Events)",
     responses={
         200: {
-            "description": "`status` events (id = event row), `epoch` events with the epoch's metrics (with id), "
+            "description": "`status` events (id = event row), `epoch` events with the epoch's metrics and "
+            "`download` events while a dataset arrives on first use (with id), "
             "and `progress` events (no id) while it runs. The stream closes after the final status.",
         },
         404: {"model": ErrorResponse, "description": "No such job."},

@@ -157,7 +157,7 @@ class JobEvent(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     job_id: Mapped[int] = mapped_column(BigId, _fk("jobs.id"))
     attempt: Mapped[int] = mapped_column(Integer)
-    kind: Mapped[str] = mapped_column(String(32))  # "status", "epoch", "environment" or "prune"
+    kind: Mapped[str] = mapped_column(String(32))  # "status", "epoch", "environment", "prune" or "download"
     payload: Mapped[JSONValue] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -15,13 +15,22 @@ from service.training.datasets import (
 )
 from service.training.engine import evaluate, fit, train_epoch
 from service.training.optimizers import ScratchOptimizer, build_optimizer
-from service.training.records import Callbacks, Checkpoint, FitResult, FitStatus, Progress, RunInfo
+from service.training.records import (
+    Callbacks,
+    Checkpoint,
+    DownloadProgress,
+    FitResult,
+    FitStatus,
+    Progress,
+    RunInfo,
+)
 from service.training.schedules import lr_at
 
 __all__ = [
     "Callbacks",
     "Checkpoint",
     "DatasetInfo",
+    "DownloadProgress",
     "EpochRecord",
     "FitResult",
     "FitStatus",

@@ -12,6 +12,7 @@ import torch
 from torch.nn import functional as F
 
 from service.errors import DatasetUnavailable, InvalidInput
+from service.training.downloads import DownloadListener, download_dataset
 from service.training.synthetic import SYNTHETIC_CLASSES, make_synthetic
 
 FASHION_MNIST_CLASSES = (
@@ -167,17 +168,6 @@ def _read_mnist_split(folder: Path, prefix: str) -> ImageData:
     return ImageData(images.unsqueeze(1), labels)  # [N, 28, 28] -> [N, 1, 28, 28]
 
 
-def _download(info: DatasetInfo, data_dir: Path) -> None:
-    import torchvision.datasets as tvd
-
-    classes = {"fashion_mnist": tvd.FashionMNIST, "mnist": tvd.MNIST, "cifar10": tvd.CIFAR10}
-    try:
-        for train in (True, False):
-            classes[info.name](root=str(data_dir), train=train, download=True)
-    except Exception as exc:  # network, disk or checksum failures all mean "not available"
-        raise DatasetUnavailable(f"downloading {info.name!r} into {data_dir.resolve()} failed: {exc}") from exc
-
-
 def _read_cifar_split(data_dir: Path, train: bool) -> ImageData:
     import torchvision.datasets as tvd
 
@@ -212,15 +202,28 @@ def load_dataset(
     data_dir: Path,
     *,
     allow_download: bool = False,
+    mirror: str | None = None,
+    on_download: DownloadListener | None = None,
     train_subset: int | None = None,
     test_subset: int | None = None,
 ) -> Splits:
-    """Load both splits as uint8 tensors (downloading only if allowed), cut to the requested subsets."""
+    """Load both splits as uint8 tensors, cut to the requested subsets.
+
+    Missing files are downloaded only if allowed (from `mirror` instead of upstream when given), reporting
+    to `on_download`.
+    """
     info = get_dataset_info(name)
     data_dir = Path(data_dir)
     check_dataset_available(name, data_dir, allow_download)
-    if _missing_files(info, data_dir):
-        _download(info, data_dir)
+    if info.folder is not None and _missing_files(info, data_dir):
+        download_dataset(
+            name,
+            data_dir,
+            info.folder,
+            wanted=lambda: _missing_files(info, data_dir),
+            mirror=mirror,
+            listener=on_download,
+        )
     full_train, full_test = _read_full(name, data_dir.resolve())
     train, test = full_train.head(train_subset), full_test.head(test_subset)
     return Splits(info, train, test, dataset_checksum(train, test))

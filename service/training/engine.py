@@ -37,22 +37,27 @@ def fit(
     device: str = "auto",
     allow_download: bool = False,
     group: Group | None = None,
+    dataset_mirror: str | None = None,
 ) -> FitResult:
     """Train `spec` (defaults resolved here) to the end, a cooperative stop, or divergence.
 
     With `group`, this process is one rank of a data-parallel run (see training/group.py).
+    With `allow_download`, missing dataset files are fetched first (from `dataset_mirror` when given), with
+    progress through `callbacks.on_download`.
     """
     spec = resolve_defaults(spec)
+    callbacks = callbacks or Callbacks()
     contents: CheckpointContents | None = read_checkpoint(resume_from) if resume_from is not None else None
     splits = load_dataset(
         spec.dataset,
         Path(data_dir),
         allow_download=allow_download,
+        mirror=dataset_mirror,
+        on_download=callbacks.on_download,
         train_subset=spec.train_subset,
         test_subset=spec.test_subset,
     )
     runtime = make_runtime(resolve_device(device), compile=spec.compile, architecture=spec.architecture)
-    callbacks = callbacks or Callbacks()
     if group is not None:
         callbacks = GroupCallbacks(callbacks, group, runtime.device)
     run = build_run(spec, splits, runtime, callbacks, group=group)

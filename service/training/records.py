@@ -55,6 +55,18 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class DownloadProgress:
+    """A dataset file on its way in (first use): bytes so far; `verified` once its checksum matched."""
+
+    dataset: str
+    file: str
+    url: str
+    bytes_done: int
+    total_bytes: int | None  # None when the server did not say
+    verified: bool = False
+
+
+@dataclass(frozen=True)
 class Checkpoint:
     """A resumable snapshot: `epoch` counts completed epochs; `data` is one safetensors file."""
 
@@ -89,6 +101,9 @@ class Callbacks:
 
     def on_progress(self, progress: Progress) -> None:
         """Receive throttled progress."""
+
+    def on_download(self, progress: DownloadProgress) -> None:
+        """Receive throttled progress of a dataset's download (only when its files were missing)."""
 
     def on_epoch(self, record: EpochRecord) -> None:
         """Receive a finished epoch's metrics."""

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, undefer
 from service.storage.jobs import add_event, best_checkpoint_id, list_checkpoints
 from service.storage.orm import Checkpoint, EpochMetric, Job, JobEvent, LossPoint
 from service.training import Checkpoint as TrainingCheckpoint
-from service.training import EpochRecord, RunInfo, StepRecord
+from service.training import DownloadProgress, EpochRecord, RunInfo, StepRecord
 from service.worker.leases import Lease, begin_fenced
 
 CHECKPOINT_FORMAT = "safetensors"
@@ -99,6 +99,14 @@ def record_epoch(session: Session, lease: Lease, *, record: EpochRecord, points:
     session.add(EpochMetric.from_record(record, job_id=lease.job_id, attempt=lease.attempt))
     job = session.get_one(Job, lease.job_id)
     add_event(session, job, kind="epoch", payload=asdict(record))
+    session.flush()
+
+
+def record_download(session: Session, lease: Lease, progress: DownloadProgress) -> None:
+    """Store a `download` event: how much of a dataset file has arrived, and whether it was verified."""
+    begin_fenced(session, lease)
+    job = session.get_one(Job, lease.job_id)
+    add_event(session, job, kind="download", payload=asdict(progress))
     session.flush()
 
 

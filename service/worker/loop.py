@@ -182,6 +182,7 @@ class JobWorker:
                 device=device,
                 allow_download=self.settings.allow_download,
                 group=group,
+                dataset_mirror=self.settings.downloads.mirror,
             )
             return result, recorder.stop_reason()
 

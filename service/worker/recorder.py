@@ -8,9 +8,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from service import __version__
 from service.storage.orm import Job
 from service.sweeps import Decision, judge_epoch
-from service.training import Callbacks, Checkpoint, EpochRecord, Progress, RunInfo, StepRecord
+from service.training import Callbacks, Checkpoint, DownloadProgress, EpochRecord, Progress, RunInfo, StepRecord
 from service.training.environment import describe_environment
-from service.worker.attempts import record_checkpoint, record_epoch, record_progress, record_start
+from service.worker.attempts import record_checkpoint, record_download, record_epoch, record_progress, record_start
 from service.worker.heartbeat import Heartbeat
 from service.worker.leases import Lease
 
@@ -69,6 +69,12 @@ class JobRecorder(Callbacks):
         environment = describe_environment(info, convlab_version=__version__)
         with self.session_factory() as session:
             record_start(session, self.lease, info=info, convlab_version=__version__, environment=environment)
+            session.commit()
+
+    def on_download(self, progress: DownloadProgress) -> None:
+        """Store a `download` event: the job's followers see its dataset arrive."""
+        with self.session_factory() as session:
+            record_download(session, self.lease, progress)
             session.commit()
 
     def on_step(self, record: StepRecord) -> None:

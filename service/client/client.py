@@ -1,0 +1,326 @@
+"""A typed client of the convlab API (httpx), sharing the server's pydantic models.
+
+    from service.client import Client
+    with Client() as convlab:                       # CONVLAB_URL, CONVLAB_TOKEN (or url=..., token=...)
+        job = convlab.submit(architecture="bn_lenet", dataset="fashion_mnist", epochs=2)
+        for event in convlab.events(job.id):        # reconnects with Last-Event-ID if the connection drops
+            print(event.kind, event.data)
+
+Every failure raises `ClientError` with the HTTP status (None when the server could not be reached) and the
+server's `detail`.
+"""
+
+import builtins
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeAlias, TypeVar, cast
+
+import httpx
+import numpy as np
+from httpx_sse import SSEError, connect_sse
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from service.api.schemas import (
+    ArchitectureRead,
+    ArchitectureSummary,
+    CheckpointRead,
+    HealthRead,
+    HistoryRead,
+    JobCreate,
+    JobPage,
+    JobRead,
+    PredictResponse,
+    VersionRead,
+)
+from service.errors import describe_validation_errors
+from service.optlab import requests as rq
+from service.optlab import results as rs
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+FINISHED = frozenset({"succeeded", "failed", "cancelled"})
+UNSTORED = frozenset({"progress", "deleted"})  # event kinds the server sends without an id
+RECONNECT_SECONDS = 60.0  # how long `events` keeps trying to reconnect before giving up
+ImageFormat = Literal["png", "svg"]
+PredictInput: TypeAlias = str | os.PathLike[str] | bytes | np.ndarray  # a file, its bytes, or a [H, W] array
+M = TypeVar("M", bound=BaseModel)
+Body: TypeAlias = Mapping[str, Any] | None  # a request's fields, besides or instead of its model
+
+
+class ClientError(Exception):
+    """A request that failed: `status` is the HTTP status (None: no answer), `detail` the server's reason."""
+
+    def __init__(self, status: int | None, detail: str) -> None:
+        super().__init__(f"{status}: {detail}" if status is not None else detail)
+        self.status = status
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Event:
+    """One Server-Sent Event of a job: `kind` is status, epoch, download (stored, with their `id`), progress
+    or deleted (id None)."""
+
+    kind: str
+    data: dict[str, Any]
+    id: int | None = None
+
+    @property
+    def final(self) -> bool:
+        """The job has finished (or was deleted): no event follows."""
+        return self.kind == "deleted" or (self.kind == "status" and self.data.get("status") in FINISHED)
+
+
+def _validated(model: type[M], body: M | Mapping[str, Any] | None, fields: Mapping[str, Any]) -> M:
+    """`body` (a model or a mapping) updated with `fields`, validated here: a ClientError(422) naming the field."""
+    values = body.model_dump(exclude_unset=True) if isinstance(body, BaseModel) else dict(body or {})
+    try:
+        return model.model_validate({**values, **fields})
+    except ValidationError as exc:
+        raise ClientError(422, describe_validation_errors(exc.errors())) from None
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip() or response.reason_phrase
+    detail = body.get("detail") if isinstance(body, dict) else None
+    return str(detail) if detail is not None else response.text
+
+
+class Client:
+    """The convlab API at `url` (default: CONVLAB_URL, else http://127.0.0.1:8000), as `token`
+    (default: CONVLAB_TOKEN; none: no Authorization header)."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = (url or os.environ.get("CONVLAB_URL") or DEFAULT_URL).rstrip("/")
+        token = token if token is not None else os.environ.get("CONVLAB_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send a request; ClientError with the status and `detail` unless it succeeded."""
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ClientError(None, f"cannot reach convlab at {self.url}: {exc or type(exc).__name__}") from exc
+        if response.is_error:
+            raise ClientError(response.status_code, _detail(response))
+        return response
+
+    def _get(self, model: type[M], path: str, **kwargs: Any) -> M:
+        return model.model_validate(self.request("GET", path, **kwargs).json())
+
+    # jobs
+
+    def submit(self, spec: JobCreate | Body = None, /, **fields: Any) -> JobRead:
+        """Queue a job: `spec` and/or keyword fields of JobCreate (left-out fields get the book's recipe)."""
+        body = _validated(JobCreate, spec, fields)
+        response = self.request("POST", "/jobs", json=body.model_dump(mode="json", exclude_unset=True))
+        return JobRead.model_validate(response.json())
+
+    def get(self, job_id: int) -> JobRead:
+        """One job: status, spec, progress, outcome."""
+        return self._get(JobRead, f"/jobs/{job_id}")
+
+    def list(self, *, status: str | None = None, limit: int = 50, offset: int = 0) -> JobPage:
+        """A page of jobs, newest first."""
+        params: dict[str, Any] = {"limit": limit, "offset": offset} | ({"status": status} if status else {})
+        return self._get(JobPage, "/jobs", params=params)
+
+    def cancel(self, job_id: int) -> JobRead:
+        """Cancel a queued job, or ask a running one to stop at its next batch."""
+        return JobRead.model_validate(self.request("POST", f"/jobs/{job_id}/cancel").json())
+
+    def delete(self, job_id: int) -> None:
+        """Delete a finished job with everything it recorded."""
+        self.request("DELETE", f"/jobs/{job_id}")
+
+    def wait(self, job_id: int, *, timeout: float | None = None, poll_seconds: float = 0.5) -> JobRead:
+        """The job once it has finished; TimeoutError after `timeout` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (job := self.get(job_id)).status.value not in FINISHED:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} is still {job.status.value} after {timeout} s")
+            time.sleep(poll_seconds)
+        return job
+
+    def events(self, job_id: int, *, after: int = 0, reconnect_seconds: float = RECONNECT_SECONDS) -> Iterator[Event]:
+        """The job's events after event id `after`, live, until it finishes.
+
+        A dropped connection (a restarted server, a proxy's timeout) is reopened with Last-Event-ID, so no
+        stored event is missed or repeated; ClientError once reconnecting fails for `reconnect_seconds`.
+        """
+        last, failing_since = after, None
+        while True:
+            try:
+                for event in self._event_stream(job_id, last):
+                    failing_since = None
+                    last = event.id if event.id is not None else last
+                    yield event
+                    if event.final:
+                        return
+                if self.get(job_id).status.value in FINISHED:  # ended cleanly, its final event already sent
+                    return
+                continue  # ended cleanly mid-job (a proxy, a stopping server): reopen at once
+            except httpx.TransportError as exc:
+                error = str(exc) or type(exc).__name__
+            except ClientError as exc:
+                if exc.status is not None:
+                    raise
+                error = exc.detail  # the server is not answering (yet): keep trying
+            failing_since = failing_since or time.monotonic()
+            if time.monotonic() - failing_since > reconnect_seconds:
+                raise ClientError(None, f"lost the event stream of job {job_id}: {error}")
+            time.sleep(0.5)
+
+    def _event_stream(self, job_id: int, after: int) -> Iterator[Event]:
+        headers = {"Last-Event-ID": str(after)} if after else {}
+        timeout = httpx.Timeout(self._http.timeout.connect, read=None)
+        with connect_sse(self._http, "GET", f"/jobs/{job_id}/events", headers=headers, timeout=timeout) as source:
+            if source.response.is_error:
+                source.response.read()
+                raise ClientError(source.response.status_code, _detail(source.response))
+            try:
+                for sse in source.iter_sse():
+                    if not sse.data:  # a keep-alive or a `retry:` advice, no event
+                        continue
+                    # SSE keeps the last id for events sent without one (progress, deleted): not theirs
+                    stored = sse.id and sse.event not in UNSTORED
+                    yield Event(sse.event, sse.json(), int(sse.id) if stored else None)
+            except SSEError as exc:
+                raise ClientError(source.response.status_code, f"not an event stream: {exc}") from exc
+
+    def history(self, job_id: int, *, max_points: int | None = None) -> HistoryRead:
+        """Loss per logged step and metrics per finished epoch."""
+        params = {"max_points": max_points} if max_points else {}
+        return self._get(HistoryRead, f"/jobs/{job_id}/history", params=params)
+
+    def history_plot(self, job_id: int, *, format: ImageFormat = "png") -> bytes:
+        """The loss and accuracy curves as PNG or SVG bytes."""
+        return self.request("GET", f"/jobs/{job_id}/history.{format}").content
+
+    def checkpoints(self, job_id: int) -> builtins.list[CheckpointRead]:
+        """The checkpoints kept, oldest first; `best` marks the one predictions use."""
+        response = self.request("GET", f"/jobs/{job_id}/checkpoints")
+        return TypeAdapter(list[CheckpointRead]).validate_python(response.json())
+
+    def checkpoint(self, job_id: int, epoch: int) -> bytes:
+        """The safetensors file of the checkpoint taken after `epoch` epochs."""
+        return self.request("GET", f"/jobs/{job_id}/checkpoints/{epoch}").content
+
+    def predict(
+        self, job_id: int, images: Sequence[PredictInput], *, top_k: int = 3, checkpoint: int | None = None
+    ) -> PredictResponse:
+        """Classify image files, encoded image bytes, or [H, W] pixel arrays (0..255), in order."""
+        params: dict[str, Any] = {"top_k": top_k} | ({"checkpoint": checkpoint} if checkpoint is not None else {})
+        if images and all(isinstance(image, np.ndarray) for image in images):
+            body: dict[str, Any] = {"json": {"pixels": [np.asarray(image).tolist() for image in images]}}
+        else:
+            body = {"files": [("file", (_image_name(image, i), _image_bytes(image))) for i, image in enumerate(images)]}
+        response = self.request("POST", f"/jobs/{job_id}/predict", params=params, **body)
+        return PredictResponse.model_validate(response.json())
+
+    # the catalogue and the service
+
+    def architectures(self) -> builtins.list[ArchitectureRead]:
+        """The architectures jobs can train."""
+        return TypeAdapter(list[ArchitectureRead]).validate_python(self.request("GET", "/architectures").json())
+
+    def architecture(self, name: str, *, input_size: int | None = None) -> ArchitectureSummary:
+        """One architecture's layer table."""
+        params = {"input_size": input_size} if input_size else {}
+        return self._get(ArchitectureSummary, f"/architectures/{name}", params=params)
+
+    def version(self) -> VersionRead:
+        """The server's convlab, Python and torch versions."""
+        return self._get(VersionRead, "/version")
+
+    def health(self) -> HealthRead:
+        """Database and workers, as the server sees them."""
+        return self._get(HealthRead, "/health")
+
+    # the optimization lab
+
+    def functions(self) -> rs.FunctionCatalogue:
+        """The preset functions and the optimizer names."""
+        return cast(rs.FunctionCatalogue, self.request("GET", "/functions").json())
+
+    def trajectories(
+        self, request: rq.TrajectoryRequest | Body = None, /, **fields: Any
+    ) -> rs.Comparison | rs.SingleTrajectory:
+        """One optimizer's trajectory (`optimizer`), or several compared (`optimizers`)."""
+        return cast(
+            rs.Comparison | rs.SingleTrajectory, self._lab("/trajectories", rq.TrajectoryRequest, request, fields)
+        )
+
+    def trajectory_plot(
+        self,
+        request: rq.PlotRequest | Mapping[str, Any] | None = None,
+        /,
+        *,
+        format: ImageFormat = "png",
+        **fields: Any,
+    ) -> bytes:
+        """The trajectories drawn over the function's contours, as PNG or SVG bytes."""
+        body = _validated(rq.PlotRequest, request, fields).model_dump(mode="json", exclude_unset=True)
+        return self.request("POST", "/trajectories/plot", params={"format": format}, json=body).content
+
+    def grid(self, request: rq.GridRequest | Body = None, /, **fields: Any) -> rs.Grid1D | rs.Grid2D:
+        """The function on a 1-D or 2-D grid."""
+        return cast(rs.Grid1D | rs.Grid2D, self._lab("/trajectories/grid", rq.GridRequest, request, fields))
+
+    def convexity(self, request: rq.ConvexityRequest | Body = None, /, **fields: Any) -> rs.Convexity:
+        """A convexity verdict on a box, with its evidence."""
+        return cast(rs.Convexity, self._lab("/analysis/convexity", rq.ConvexityRequest, request, fields))
+
+    def stationary_point(
+        self, request: rq.StationaryPointRequest | Body = None, /, **fields: Any
+    ) -> rs.StationaryPoint:
+        """Classify a point: minimum, maximum, saddle, degenerate or not stationary."""
+        path = "/analysis/stationary-point"
+        return cast(rs.StationaryPoint, self._lab(path, rq.StationaryPointRequest, request, fields))
+
+    def constrained(self, request: rq.ConstrainedRequest | Body = None, /, **fields: Any) -> rs.Constrained:
+        """Minimize over a ball or half-space."""
+        return cast(rs.Constrained, self._lab("/analysis/constrained", rq.ConstrainedRequest, request, fields))
+
+    def linreg(self, request: rq.LinregRequest | Body = None, /, **fields: Any) -> rs.Linreg:
+        """The book's linear-regression optimizer comparison."""
+        return cast(rs.Linreg, self._lab("/optimizers/linreg", rq.LinregRequest, request, fields))
+
+    def _lab(self, path: str, model: type[BaseModel], request: Any, fields: Mapping[str, Any]) -> Any:
+        body = _validated(model, request, fields).model_dump(mode="json", exclude_unset=True)
+        return self.request("POST", path, json=body).json()
+
+
+def _image_name(image: PredictInput, index: int) -> str:
+    return f"image{index}" if isinstance(image, bytes | np.ndarray) else Path(image).name
+
+
+def _image_bytes(image: PredictInput) -> bytes:
+    if isinstance(image, bytes):
+        return image
+    if isinstance(image, np.ndarray):
+        raise ClientError(None, "predict: send either pixel arrays or image files/bytes in one call, not both")
+    return Path(image).read_bytes()  # OSError when it cannot be read
