@@ -34,6 +34,7 @@ from service.api.observe import RequestObserver
 from service.api.openapi import convlab_openapi
 from service.config import Settings, get_settings
 from service.inference import Predictor
+from service.optlab import lab
 from service.storage.db import make_engine, make_session_factory, upgrade_database
 from service.telemetry.database import DatabaseCollector
 from service.telemetry.metrics import Metrics
@@ -121,6 +122,7 @@ async def lifespan(app: FastAPI, *, settings: Settings) -> AsyncIterator[None]:
     )
     if settings.migrate_on_start:
         await to_thread.run_sync(upgrade_database, settings.database_url)
+    await to_thread.run_sync(lab.warm_up)
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
     observed: Metrics = app.state.metrics

@@ -159,6 +159,14 @@ def convexity_check(request: ConvexityRequest, *, limits: LabSettings) -> Convex
     return {"function": objective.expression.source, "box": source_box, **verdict}
 
 
+def warm_up() -> None:
+    """Run a tiny convexity check, so that torch's lazy first uses (torch.func's Hessians take seconds to load)
+    happen at start-up and not inside a caller's time budget."""
+    convexity_check(
+        ConvexityRequest(function="x1**2 + x2**2", box=[[-1.0, 1.0], [-1.0, 1.0]], samples=4), limits=LabSettings()
+    )
+
+
 def stationary_point(request: StationaryPointRequest, *, limits: LabSettings) -> StationaryPoint:
     """Gradient norm, Hessian eigenvalues and the classification at x."""
     point = check_point(request.x, "x")
