@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from service.api.deps import MAX_ID, SessionDep
+from service.api.schemas import ErrorResponse
 from service.api.security import JOBS_READ, auth_responses
 from service.errors import InvalidInput
 from service.sweeps.compare import Comparison, compare_jobs
@@ -27,7 +28,12 @@ def _job_ids(raw: str) -> list[int]:
     return ids
 
 
-@router.get("/compare", summary="Compare jobs", response_model=Comparison)
+@router.get(
+    "/compare",
+    summary="Compare jobs",
+    response_model=Comparison,
+    responses={404: {"model": ErrorResponse, "description": "One of the jobs does not exist."}},
+)
 def compare(
     session: SessionDep,
     jobs: Annotated[str, Query(description="Comma-separated job ids.", examples=["1,2,3"], max_length=400)],

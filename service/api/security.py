@@ -20,6 +20,7 @@ from service.access.limits import Guards
 from service.api.cookies import cookie_secret
 from service.api.deps import SessionFactoryDep, SettingsDep, get_guards
 from service.api.schemas import ErrorResponse
+from service.config import Settings
 from service.errors import Forbidden, Unauthorized
 from service.optlab.budget import work_budget
 from service.storage import tokens
@@ -58,15 +59,13 @@ class RequireScope:
         address = request.client.host if request.client else "unknown"
         if not settings.auth_required:
             principal = Principal(address=address, scopes=ALL_SCOPES)
-        elif (secret := credentials.credentials if credentials else cookie_secret(request)) is None:
-            raise Unauthorized("this request needs an API token: send `Authorization: Bearer <token>`")
+        elif (opened := self.without_token(settings, address)) is not None:
+            principal = opened
         else:
-            guards.logins.check(address)
-            found = await run_in_threadpool(authenticate, factory, secret, address)
-            if found is None:
-                guards.logins.record(address)
-                raise Unauthorized("the API token is unknown or was revoked")
-            principal = found
+            try:
+                principal = await self._identify(request, credentials, factory, guards, address)
+            except Unauthorized as refused:
+                raise self.refusal(request, refused) from None
         if not principal.allows(self.scope):
             raise Forbidden(
                 f"this token lacks the scope {self.scope.value!r}, which {request.method} {_template(request)} needs"
@@ -74,6 +73,32 @@ class RequireScope:
         if self.rate is not None:
             guards.rates[self.rate].check(principal.key)
         return principal
+
+    def without_token(self, settings: Settings, address: str) -> Principal | None:
+        """A principal admitted with auth on but no token (None: a token is needed); subclasses may open up."""
+        return None
+
+    def refusal(self, request: Request, refused: Unauthorized) -> Exception:
+        """What to raise for a caller without a valid token (the 401 itself; a page may redirect instead)."""
+        return refused
+
+    @staticmethod
+    async def _identify(
+        request: Request,
+        credentials: HTTPAuthorizationCredentials | None,
+        factory: sessionmaker[Session],
+        guards: Guards,
+        address: str,
+    ) -> Principal:
+        secret = credentials.credentials if credentials else cookie_secret(request)
+        if secret is None:
+            raise Unauthorized("this request needs an API token: send `Authorization: Bearer <token>`")
+        guards.logins.check(address)
+        found = await run_in_threadpool(authenticate, factory, secret, address)
+        if found is None:
+            guards.logins.record(address)
+            raise Unauthorized("the API token is unknown or was revoked")
+        return found
 
 
 def authenticate(factory: sessionmaker[Session], secret: str, address: str) -> Principal | None:
@@ -105,18 +130,11 @@ class MetricsAccess(RequireScope):
     def __init__(self) -> None:
         super().__init__(Scope.metrics)
 
-    async def __call__(
-        self,
-        request: Request,
-        credentials: Credentials,
-        settings: SettingsDep,
-        factory: SessionFactoryDep,
-        guards: GuardsDep,
-    ) -> Principal:
-        if settings.access.metrics_public:
-            address = request.client.host if request.client else "unknown"
-            return Principal(address=address, scopes=frozenset({Scope.metrics}))
-        return await super().__call__(request, credentials, settings, factory, guards)
+    def without_token(self, settings: Settings, address: str) -> Principal | None:
+        """Anyone may scrape when CONVLAB_METRICS_PUBLIC is set."""
+        if not settings.access.metrics_public:
+            return None
+        return Principal(address=address, scopes=frozenset({Scope.metrics}))
 
 
 JOBS_READ = RequireScope(Scope.jobs_read)

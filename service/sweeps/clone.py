@@ -14,7 +14,9 @@ from service.training.spec import JobSpec
 class CloneRequest(BaseModel):
     """Overrides of the cloned spec (dotted path -> value; none for an exact rerun) and the queue priority."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{}, {"overrides": {"seed": 1}}]})
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_extra={"examples": [{}, {"overrides": {"seed": 1}}]}
+    )
 
     overrides: dict[str, Scalar | None] = Field(default_factory=dict, max_length=64)
     priority: int = Field(0, ge=-1000, le=1000)

@@ -13,7 +13,7 @@ MetricName = Literal["test_acc", "test_loss", "train_acc", "train_loss"]
 class PrunerSpec(BaseModel):
     """When to stop a trial early, judged at each epoch's end (`none`, `median` or `asha`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: Literal["none", "median", "asha"] = "none"
     startup_trials: int = Field(1, ge=0, le=1000, description="median: finished trials needed before pruning.")
@@ -25,7 +25,7 @@ class PrunerSpec(BaseModel):
 class MetricSpec(BaseModel):
     """The epoch metric a sweep optimizes, and whether higher or lower is better."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: MetricName = "test_acc"
     goal: Literal["max", "min"] = "max"
@@ -35,6 +35,7 @@ class SweepDefinition(BaseModel):
     """A hyper-parameter search over dotted job-spec paths; each trial is an ordinary job."""
 
     model_config = ConfigDict(
+        strict=True,
         extra="forbid",
         json_schema_extra={
             "examples": [
@@ -73,6 +74,6 @@ class SweepDefinition(BaseModel):
 class SweepUpdate(BaseModel):
     """A change to a sweep: raise `max_trials` (a finished sweep runs the new trials only)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     max_trials: int = Field(ge=1, le=10_000)

@@ -61,6 +61,7 @@ def setup_logging(log_format: LogFormat = "text", level: str | int = logging.INF
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    logging.captureWarnings(True)  # Python warnings (torch's FutureWarnings) become log lines in the same format
 
 
 @contextmanager

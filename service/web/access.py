@@ -5,9 +5,8 @@ from urllib.parse import quote
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
-from service.access import Principal, Scope
-from service.api.deps import SessionFactoryDep, SettingsDep
-from service.api.security import Credentials, GuardsDep, RequireScope
+from service.access import Scope
+from service.api.security import RequireScope
 from service.errors import Unauthorized
 
 SIGN_IN_PATH = "/ui/signin"
@@ -29,21 +28,11 @@ def wants_html(request: Request) -> bool:
 class PageScope(RequireScope):
     """RequireScope for a page: a browser without a session is redirected to sign in; other callers get 401."""
 
-    async def __call__(
-        self,
-        request: Request,
-        credentials: Credentials,
-        settings: SettingsDep,
-        factory: SessionFactoryDep,
-        guards: GuardsDep,
-    ) -> Principal:
-        try:
-            return await super().__call__(request, credentials, settings, factory, guards)
-        except Unauthorized:
-            if wants_html(request):
-                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-                raise SignInRequired(target) from None
-            raise
+    def refusal(self, request: Request, refused: Unauthorized) -> Exception:
+        """A browser goes to the sign-in page (and back here afterwards); an API client gets the 401."""
+        if wants_html(request):
+            return SignInRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+        return refused
 
 
 async def redirect_to_sign_in(request: Request, exc: Exception) -> Response:

@@ -18,11 +18,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.config import Settings
 from service.main import create_app
 from service.storage import jobs
 from service.storage.orm import JobStatus, Worker
 from service.training.spec import JobSpec
+from tests.api.conftest import make_settings
 from tests.queue.processes import (
     WAIT_SECONDS,
     job_state,
@@ -63,7 +63,7 @@ def _claimer(factory: sessionmaker[Session], job_id: int) -> object:
 
 
 def _waiting_reason(db_url: str, tmp_path: Path, data_dir: Path, job_id: int) -> str | None:
-    settings = Settings(database_url=db_url, state_dir=tmp_path, data_dir=data_dir)
+    settings = make_settings(tmp_path, data_dir, database_url=db_url)  # auth off, as on a loopback address
     with TestClient(create_app(settings)) as client:
         reason: str | None = client.get(f"/jobs/{job_id}").json()["waiting_reason"]
         return reason

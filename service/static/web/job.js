@@ -117,6 +117,8 @@
       }
     });
     source.addEventListener("deleted", () => { source.close(); setStatus("deleted"); });
+    // the other kinds (the run's environment, a sweep's pruning decisions, dataset downloads) go to the log only
+    for (const kind of ["environment", "prune", "download"]) source.addEventListener(kind, (e) => logEvent(e, kind));
   }
 
   async function act(method, url, then) {
