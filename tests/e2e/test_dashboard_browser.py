@@ -17,8 +17,9 @@ from tests.e2e.browser import CHROMIUM, SKIP_REASON, browser_context, screenshot
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=SKIP_REASON)
 
-# Small but long enough (200 logged steps, about half a minute on a busy 2-core machine) to watch the chart grow.
-FORM_JOB = {"epochs": "2", "batch_size": "32", "train_subset": "3200", "test_subset": "500"}
+# Long enough to watch the chart grow (it refreshes about once a second) even on an idle machine: 800 logged
+# steps, about 15 s on 2 idle cores (200 steps ran in 3 s there, so the chart grew only once, at the end).
+FORM_JOB = {"epochs": "2", "batch_size": "32", "train_subset": "12800", "test_subset": "500"}
 SECOND_JOB = {
     "architecture": "bn_lenet",
     "dataset": "fashion_mnist",
@@ -69,7 +70,8 @@ def test_a_job_submitted_through_the_form_trains_with_a_growing_chart(trained_by
     assert statuses[-1] == "succeeded", statuses[-5:]
     growing = [n for n in seen if n > 0]
     assert len(set(growing)) >= 2 and growing == sorted(growing), f"points seen while running: {seen}"
-    wait_until(page, "Number(document.querySelector('#chart-steps').dataset.points) === 200")
+    steps = int(FORM_JOB["epochs"]) * int(FORM_JOB["train_subset"]) // int(FORM_JOB["batch_size"])
+    wait_until(page, f"Number(document.querySelector('#chart-steps').dataset.points) === {steps}")
     page.wait_for_selector("#checkpoints code.sha")
     shas = page.locator("#checkpoints code.sha").all_inner_texts()
     assert len(shas) == 2 and all(re.fullmatch(r"[0-9a-f]{64}", s) for s in shas)
