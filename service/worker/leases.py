@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import Select, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.errors import LeaseLost
@@ -27,6 +27,18 @@ class Lease:
     job_id: int
     attempt: int
     owner: str
+
+
+def _claimable_query(now: datetime, capabilities: Capabilities | None) -> Select[Job]:
+    """The most urgent job a worker may claim now: queued, or running on an expired lease; row-locked."""
+    claimable = or_(
+        Job.status == JobStatus.queued,
+        and_(Job.status == JobStatus.running, Job.lease_expires_at < now),
+    )
+    if capabilities is not None:
+        claimable = and_(claimable, runnable_by(capabilities))
+    query = select(Job).where(claimable).order_by(Job.priority.desc(), Job.created_at, Job.id)
+    return query.limit(1).with_for_update(skip_locked=True)
 
 
 def claim_next_job(
@@ -46,14 +58,7 @@ def claim_next_job(
     begin_write(session)
     while True:
         now = lease_clock(session)
-        claimable = or_(
-            Job.status == JobStatus.queued,
-            and_(Job.status == JobStatus.running, Job.lease_expires_at < now),
-        )
-        if capabilities is not None:
-            claimable = and_(claimable, runnable_by(capabilities))
-        query = select(Job).where(claimable).order_by(Job.priority.desc(), Job.created_at, Job.id)
-        job = session.scalars(query.limit(1).with_for_update(skip_locked=True)).first()
+        job = session.scalars(_claimable_query(now, capabilities)).first()
         if job is None:
             return None
         reason = "claimed"
