@@ -28,6 +28,9 @@ BASE = {
     "optimizer": {"name": "sgd", "lr": 0.1},
     "seed": 3,
 }
+# Resuming for 20 more steps amplifies the 1e-5 rounding difference at the checkpoint: measured up to 6e-4 in
+# BatchNorm's running means (a resume from scratch would be off by 1e-1 and more).
+RESUME_TOLERANCE = 3e-3
 _runs: dict[str, GroupResult] = {}
 
 
@@ -43,10 +46,10 @@ def _weights(result: FitResult) -> dict[str, torch.Tensor]:
     return read_checkpoint(result.checkpoint.data).prefixed("model.")
 
 
-def _assert_close(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) -> None:
+def _assert_close(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor], atol: float = TOLERANCE) -> None:
     assert got.keys() == want.keys()
     for name in want:
-        torch.testing.assert_close(got[name], want[name], rtol=0, atol=TOLERANCE, msg=name)
+        torch.testing.assert_close(got[name], want[name], rtol=0, atol=atol, msg=name)
 
 
 @pytest.mark.parametrize("architecture", ["lenet", "bn_lenet", "bn_lenet_concise"])
@@ -71,4 +74,4 @@ def test_a_two_process_checkpoint_is_a_plain_state_dict_that_one_process_resumes
     resumed = fit(longer, data_dir=data_dir, resume_from=two.result.checkpoint.data, device="cpu")
     straight = fit(longer, data_dir=data_dir, device="cpu")
     assert resumed.status == straight.status == "completed" and resumed.step == straight.step == 40
-    _assert_close(_weights(resumed), _weights(straight))
+    _assert_close(_weights(resumed), _weights(straight), atol=RESUME_TOLERANCE)
