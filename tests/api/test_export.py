@@ -179,7 +179,8 @@ def test_predictions_agree_between_backends(state_dir, data_dir, client, test_im
         assert backend == "onnxruntime" or list(verdicts) == [("bn_lenet", 1, 28, "cpu")]
     for a, b in zip(by_torch, answer.json()["predictions"], strict=True):
         assert a["class_index"] == b["class_index"]
-        assert max(abs(x["probability"] - y["probability"]) for x, y in zip(a["top_k"], b["top_k"])) <= 1e-5
+        pairs = zip(a["top_k"], b["top_k"], strict=True)
+        assert max(abs(x["probability"] - y["probability"]) for x, y in pairs) <= 1e-5
 
 
 def test_export_needs_the_jobs_read_scope(tmp_path, data_dir):

@@ -52,7 +52,7 @@ def exported(request, data_dir: Path) -> tuple[LoadedCheckpoint, OnnxExport]:
 
 
 def test_export_is_verified_against_pytorch_on_real_test_images(exported):
-    loaded, made = exported
+    _, made = exported
     assert 0 <= made.max_abs_diff <= TOLERANCE
     card = made.card
     assert card["verification"]["max_abs_diff"] == made.max_abs_diff
