@@ -66,6 +66,12 @@ class ServingSettings(Group):
         0, ge=0, description="Threads doing prediction work at once in the API process (0: the CPU count, min 2)."
     )
     events_poll_seconds: float = Field(0.5, gt=0, description="How often /jobs/{id}/events looks for news.")
+    inference_backend: Literal["torch", "onnxruntime", "auto"] = Field(
+        "torch",
+        description="CONVLAB_INFERENCE_BACKEND: what runs a loaded model's forward pass: torch, onnxruntime (the "
+        "checkpoint's verified ONNX export), or auto (whichever a short measurement at the first load of an "
+        "architecture on this device finds faster).",
+    )
 
 
 class LabSettings(Group):

@@ -18,6 +18,7 @@ from service.api import (
     compare,
     docs,
     events,
+    export,
     history,
     jobs,
     metrics,
@@ -56,6 +57,7 @@ TAGS = [
     {"name": "jobs", "description": "Queue, inspect, cancel and delete training jobs."},
     {"name": "history", "description": "Loss and accuracy curves of a job, as JSON, PNG or SVG; live events."},
     {"name": "checkpoints", "description": "The safetensors snapshots a job kept."},
+    {"name": "export", "description": "A checkpoint as a verified ONNX file, with its model card."},
     {"name": "predict", "description": "Classify images with a trained job's model."},
     {"name": "architectures", "description": "The trainable CNNs and their layer tables."},
     {"name": "system", "description": "Health and version."},
@@ -87,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     routers = (
         *(jobs, history, events, checkpoints, predict, architectures, system, metrics, docs, optlab, tokens),
-        *(sweeps, compare, clone),
+        *(sweeps, compare, clone, export),
     )
     for module in routers:
         app.include_router(module.router)
@@ -129,7 +131,11 @@ async def lifespan(app: FastAPI, *, settings: Settings) -> AsyncIterator[None]:
     collector = DatabaseCollector(app.state.session_factory, worker_alive_seconds=3 * settings.queue.lease_seconds)
     observed.registry.register(collector)
     app.state.predictor = Predictor(
-        app.state.session_factory, settings.serving, device=settings.device, observer=observed
+        app.state.session_factory,
+        settings.serving,
+        device=settings.device,
+        observer=observed,
+        data_dir=settings.data_dir,
     )
     try:
         yield

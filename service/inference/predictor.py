@@ -4,6 +4,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from anyio import CapacityLimiter, to_thread
@@ -11,8 +12,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import ServingSettings
 from service.errors import Conflict, NotFound
+from service.inference.backends import Backends
 from service.inference.batching import BatcherPool
 from service.inference.cache import ModelCache
+from service.inference.exporter import Exporter
 from service.inference.images import ImageLimits, prepare_batch
 from service.inference.inputs import RawInputs, decode_all, parse_json_inputs
 from service.inference.observer import InferenceObserver, NoObserver
@@ -68,12 +71,21 @@ class Predictor:
         *,
         device: str,
         observer: InferenceObserver | None = None,
+        data_dir: Path | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.device = device
         self.observer = observer or NoObserver()
         self.limits = ImageLimits(max_images=settings.predict_max_images, max_pixels=settings.predict_max_pixels)
-        self.cache = ModelCache(settings.model_cache_size, observer=self.observer)
+        # Exports verify on the dataset's test images when `data_dir` has them (service/inference/export.py).
+        self.exporter = Exporter(session_factory, data_dir=data_dir)
+        self.backends = Backends(
+            settings.inference_backend,
+            self.exporter,
+            threads=settings.inference_threads,
+            max_batch=settings.predict_batch_max_size,
+        )
+        self.cache = ModelCache(settings.model_cache_size, observer=self.observer, prepare=self.backends.prepare)
         # Few threads do CPU work for predictions at a time: with dozens, they and the event loop fight for
         # the GIL and tail latency explodes. Waiting requests queue cheaply on the event loop instead.
         self.limiter = CapacityLimiter(settings.predict_threads or max(2, os.cpu_count() or 2))

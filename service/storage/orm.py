@@ -1,4 +1,4 @@
-"""The ORM: jobs, their events, training history, checkpoints, the workers that run them, and API tokens.
+"""The ORM: jobs, their events, training history, checkpoints and their exports, workers, and API tokens.
 
 History rows convert to and from the training engine's records here, the one place the two meet.
 """
@@ -223,6 +223,25 @@ class Checkpoint(Base):
         """The test accuracy recorded with this checkpoint, if it ended an epoch."""
         value = (self.metrics or {}).get("test_acc")
         return float(value) if value is not None else None
+
+
+class ModelExport(Base):
+    """A checkpoint exported to another format (ONNX), verified when it was made and served from here after."""
+
+    __tablename__ = "model_exports"
+    __table_args__ = (UniqueConstraint("checkpoint_id", "format"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    checkpoint_id: Mapped[int] = mapped_column(BigId, _fk("checkpoints.id"))  # pruned with its checkpoint
+    format: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    checkpoint_sha256: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))  # of `data`
+    size: Mapped[int] = mapped_column(BigInteger)
+    max_abs_diff: Mapped[float] = mapped_column(Float)  # largest |logit| difference against PyTorch when verified
+    seconds: Mapped[float] = mapped_column(Float)  # export plus verification
+    card: Mapped[JSONValue] = mapped_column(JSON)  # the model card, also inside the file's metadata
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
 
 
 class Worker(Base):

@@ -1,0 +1,130 @@
+"""Inference backends: torch (the checkpoint's own model) or onnxruntime (its verified ONNX export), or auto.
+
+auto measures both the first time an architecture (with its channels and input size) is loaded on a device:
+the best of 3 timed forward passes (after one warm-up) at batch 1 plus the same at the batcher's largest
+batch, with random inputs, and keeps the faster backend for that key for the life of the process. Later
+loads of the same architecture on that device reuse the verdict without measuring (or exporting, when torch
+won).
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import replace
+from typing import Literal
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from service.inference.cache import on_device
+from service.inference.export import ExportRefused
+from service.inference.exporter import Exporter
+from service.training.checkpoints import LoadedCheckpoint
+
+log = logging.getLogger("convlab.inference")
+BackendName = Literal["torch", "onnxruntime", "auto"]
+
+
+class OrtModel(nn.Module):
+    """An onnxruntime session called like an nn.Module, so the batcher's `forward()` serves either backend.
+
+    The batcher moves each batch to the device of the model's first parameter: the empty `anchor` keeps that
+    on the CPU, where onnxruntime takes its (NumPy) inputs on every execution provider.
+    """
+
+    def __init__(self, session: ort.InferenceSession) -> None:
+        super().__init__()
+        self.session = session
+        self.input_name = session.get_inputs()[0].name
+        self.anchor = nn.Parameter(torch.empty(0), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        array = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
+        return torch.from_numpy(np.asarray(self.session.run(None, {self.input_name: array})[0]))
+
+
+def ort_session(data: bytes, device: torch.device, *, threads: int = 0) -> ort.InferenceSession:
+    """An onnxruntime session for ONNX bytes: CUDA on a CUDA device when this onnxruntime has it, else CPU."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads  # 0: onnxruntime's default (one per physical core)
+    providers: list[str | tuple[str, dict[str, str]]] = ["CPUExecutionProvider"]
+    if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, ("CUDAExecutionProvider", {"device_id": str(device.index or 0)}))
+    return ort.InferenceSession(data, sess_options=options, providers=providers)
+
+
+def forward_seconds(model: Callable[[torch.Tensor], torch.Tensor], example: torch.Tensor, *, repeats: int = 3) -> float:
+    """The best of `repeats` timed forward passes on `example`, after one warm-up (under inference mode)."""
+    with torch.inference_mode():
+        model(example)
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(example)
+            if example.is_cuda:
+                torch.cuda.synchronize(example.device)
+            best = min(best, time.perf_counter() - start)
+    return best
+
+
+def measure(model: nn.Module, loaded: LoadedCheckpoint, device: torch.device, batches: tuple[int, ...]) -> float:
+    """Seconds of the best forward pass at each batch size in `batches`, summed (random inputs)."""
+    side, channels = loaded.input_size, loaded.in_channels
+    anchor = next(model.parameters()).device
+    total = 0.0
+    for n in batches:
+        example = torch.randn(n, channels, side, side, generator=torch.Generator().manual_seed(0)).to(anchor)
+        total += forward_seconds(model, example)
+    return total
+
+
+class Backends:
+    """What serves a loaded checkpoint (ModelCache's `prepare`): the torch model or an onnxruntime session."""
+
+    def __init__(self, name: BackendName, exporter: Exporter, *, threads: int = 0, max_batch: int = 32) -> None:
+        self.name = name
+        self.exporter = exporter
+        self.threads = threads
+        self.batches = (1, max(1, max_batch))
+        self._verdicts: dict[Hashable, str] = {}  # auto: (architecture, channels, size, device) -> backend
+        self._lock = threading.Lock()
+
+    def verdicts(self) -> dict[Hashable, str]:
+        """What auto chose so far, per (architecture, channels, input size, device)."""
+        with self._lock:
+            return dict(self._verdicts)
+
+    def prepare(self, key: Hashable, loaded: LoadedCheckpoint, device: torch.device) -> LoadedCheckpoint:
+        """The checkpoint as the configured backend serves it (a CPU checkpoint, fresh from the database)."""
+        verdict_key = (loaded.architecture, loaded.in_channels, loaded.input_size, str(device))
+        with self._lock:
+            known = self._verdicts.get(verdict_key)
+        if self.name == "torch" or known == "torch":
+            return on_device(key, loaded, device)
+        ort_model = self._ort_model(key, loaded, device)  # exported from the CPU model before it moves
+        if ort_model is None:
+            return on_device(key, loaded, device)
+        if self.name == "onnxruntime" or known == "onnxruntime":
+            return replace(loaded, model=ort_model)
+        torch_model = on_device(key, loaded, device).model
+        torch_s, ort_s = (measure(m, loaded, device, self.batches) for m in (torch_model, ort_model))
+        chosen = "onnxruntime" if ort_s < torch_s else "torch"
+        log.info("auto backend for %s: %s (torch %.4f s, onnxruntime %.4f s)", verdict_key, chosen, torch_s, ort_s)
+        with self._lock:
+            self._verdicts[verdict_key] = chosen
+        return replace(loaded, model=ort_model) if chosen == "onnxruntime" else loaded
+
+    def _ort_model(self, key: Hashable, loaded: LoadedCheckpoint, device: torch.device) -> OrtModel | None:
+        """The checkpoint's verified export in an onnxruntime session; None (torch serves) if it was refused."""
+        if not isinstance(key, tuple):
+            raise TypeError(f"expected the predictor's (job id, checkpoint id, sha256) cache key, got {key!r}")
+        job_id, checkpoint_id, _ = key
+        try:
+            data = self.exporter.onnx_for(int(job_id), int(checkpoint_id), loaded)
+        except ExportRefused as refused:
+            log.warning("serving job %s with torch: %s", job_id, refused.detail)
+            return None
+        return OrtModel(ort_session(data, device, threads=self.threads))
