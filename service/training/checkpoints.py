@@ -146,24 +146,27 @@ def build_checked_model(contents: CheckpointContents) -> nn.Module:
 def load_checkpoint(data: bytes) -> LoadedCheckpoint:
     """Load checkpoint bytes as an eval-mode CPU model plus its metadata; CheckpointError if unusable."""
     contents = read_checkpoint(data)
-    model = build_checked_model(contents).eval()
     meta = contents.meta
-    metrics = meta.get("metrics")
-    return LoadedCheckpoint(
-        model=model,
-        architecture=meta["architecture"],
-        in_channels=int(meta["in_channels"]),
-        num_classes=int(meta["num_classes"]),
-        input_size=int(meta["input_size"]),
-        dataset=meta["dataset"],
-        class_names=tuple(meta["class_names"]),
-        mean=tuple(meta["mean"]),
-        std=tuple(meta["std"]),
-        epoch=int(meta["epoch"]),
-        step=int(meta["step"]),
-        metrics=EpochRecord(**metrics) if metrics else None,
-        spec=meta["spec"],
-    )
+    try:
+        model = build_checked_model(contents).eval()
+        metrics = meta.get("metrics")
+        return LoadedCheckpoint(
+            model=model,
+            architecture=meta["architecture"],
+            in_channels=int(meta["in_channels"]),
+            num_classes=int(meta["num_classes"]),
+            input_size=int(meta["input_size"]),
+            dataset=meta["dataset"],
+            class_names=tuple(meta["class_names"]),
+            mean=tuple(meta["mean"]),
+            std=tuple(meta["std"]),
+            epoch=int(meta["epoch"]),
+            step=int(meta["step"]),
+            metrics=EpochRecord(**metrics) if metrics else None,
+            spec=meta["spec"],
+        )
+    except (KeyError, TypeError, ValueError) as exc:  # metadata written by something else, or damaged (a 422)
+        raise CheckpointError(f"checkpoint metadata is incomplete or malformed: {exc!r}") from exc
 
 
 def epoch_record_json(record: EpochRecord | None) -> dict[str, Any] | None:

@@ -22,6 +22,7 @@ TABLES = {
     "api_tokens",
     "sweeps",
     "sweep_trials",
+    "model_exports",
     "alembic_version",
 }
 

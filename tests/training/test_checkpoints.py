@@ -124,3 +124,17 @@ def test_checkpoint_carries_the_normalization_used_in_training(data_dir: Path) -
     loaded = load_checkpoint(recorder.checkpoints[-1].data)
     assert (loaded.mean, loaded.std) == ((0.5,), (0.25,))
     assert loaded.class_names[0] == "pattern 0" and loaded.spec["normalize"] is True
+
+
+@pytest.mark.parametrize(("field", "value"), [("dataset", None), ("class_names", 7), ("epoch", "one")])
+def test_metadata_lacking_a_field_or_mistyped_is_a_checkpoint_error(
+    checkpoint_bytes: bytes, field: str, value: object
+) -> None:
+    meta = json.loads(_header(checkpoint_bytes)["__metadata__"]["convlab"])
+    if value is None:
+        del meta[field]
+    else:
+        meta[field] = value
+    tensors = st_load(checkpoint_bytes)
+    with pytest.raises(CheckpointError, match="metadata is incomplete or malformed"):
+        load_checkpoint(st_save(tensors, metadata={"convlab": json.dumps(meta)}))
