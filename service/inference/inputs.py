@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic.json_schema import SkipJsonSchema
 from python_multipart.multipart import parse_options_header
 
-from service.errors import BadRequest, InvalidInput, describe_validation_errors
+from service.errors import BadRequest, InvalidInput, PayloadTooLarge, describe_validation_errors
 from service.inference.images import ImageLimits, check_count, decode_image, pixels_to_tensor
 from service.wire import exactly_one_schema, refuse_explicit_nulls
 
@@ -76,7 +76,7 @@ class _Part:
     content: bytes
 
 
-def _split_multipart(body: bytes, content_type: str) -> list[_Part]:
+def _split_multipart(body: bytes, content_type: str, *, max_parts: int = 1 << 16) -> list[_Part]:
     """The parts of a multipart/form-data body (RFC 7578), in order; 400 if it is malformed.
 
     Hand-written on purpose: python-multipart's parser (which Starlette's `form()` uses) walks part headers
@@ -94,6 +94,8 @@ def _split_multipart(body: bytes, content_type: str) -> list[_Part]:
     parts: list[_Part] = []
     position = start + len(delimiter)
     while not body.startswith(b"--", position):
+        if len(parts) == max_parts:
+            raise PayloadTooLarge(f"more than {max_parts} multipart parts in one request (see predict_max_images)")
         head_start = body.find(b"\r\n", position) + 2
         head_end = body.find(b"\r\n\r\n", head_start - 2)
         end = body.find(b"\r\n" + delimiter, head_end)
@@ -115,7 +117,7 @@ def _disposition(head: bytes) -> dict[bytes, bytes]:
 
 def parse_multipart(body: bytes, content_type: str, limits: ImageLimits) -> RawInputs:
     """The `file` parts of a multipart/form-data body (one or more images); 422 if there are none."""
-    parts = _split_multipart(body, content_type)
+    parts = _split_multipart(body, content_type, max_parts=limits.max_images + 16)  # as many as form() took
     files = [p for p in parts if p.options.get(b"name") == b"file"]
     if not files:
         names = [p.options.get(b"name", b"").decode("latin-1") for p in parts]

@@ -261,3 +261,9 @@ def test_malformed_multipart_answers_400(trained, body):
 def test_a_text_field_named_file_answers_422(trained):
     response = trained.post("/jobs/1/predict", data={"file": "not a file"}, files={"other": ("a.png", b"x")})
     assert response.status_code == 422 and "uploaded file" in response.json()["detail"]
+
+
+def test_a_flood_of_multipart_parts_answers_413_without_splitting_them_all(strict):
+    fields = {f"note{i}": "x" for i in range(40)}  # strict allows 3 images: at most 19 parts are read
+    response = strict.post("/jobs/1/predict", data=fields, files={"file": ("a.png", b"x", "image/png")})
+    assert response.status_code == 413 and "multipart parts" in response.json()["detail"]
