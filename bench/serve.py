@@ -66,8 +66,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(state_dir: Path, *, workers: int, env: dict[str, str]) -> Iterator[str]:
-    """A `convlab serve` on a free loopback port; stopped (SIGTERM) on exit."""
+def live_server(state_dir: Path, *, workers: int, env: dict[str, str], api_workers: int = 1) -> Iterator[str]:
+    """A `convlab serve` (`api_workers` API processes) on a free loopback port; stopped (SIGTERM) on exit."""
     port = free_port()
     full_env = {
         **os.environ,
@@ -90,6 +90,7 @@ def live_server(state_dir: Path, *, workers: int, env: dict[str, str]) -> Iterat
         str(workers),
         "--log-level",
         "warning",
+        *(["--api-workers", str(api_workers)] if api_workers > 1 else []),
     ]
     log = (state_dir / f"serve-{port}.log").open("wb")
     process = subprocess.Popen(command, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

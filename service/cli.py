@@ -3,19 +3,26 @@
 import argparse
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from service import __version__
 from service.access.commands import add_token_parser, bootstrap_admin, run_token_command
 from service.client.commands import COMMANDS, add_client_parsers, join_negative_values, run_client_command
 from service.config import Settings, get_settings
 from service.telemetry.logs import setup_logging
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = logging.getLogger("convlab")
 WORKER_STOP_SECONDS = 60.0  # how long `serve` waits for its workers to checkpoint and requeue on exit
@@ -34,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1, help="training worker processes (0: the API alone)")
+    serve.add_argument(
+        "--api-workers",
+        type=_positive,
+        default=1,
+        help="API processes sharing the port, each with its own model cache and batcher (docs/operations.md)",
+    )
     serve.add_argument("--log-level", default="info")
     serve.add_argument("--no-migrate", action="store_true", help="skip the migration at start")
 
@@ -58,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `convlab` console script."""
     args = build_parser().parse_args(join_negative_values(sys.argv[1:] if argv is None else argv))
@@ -71,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             host=args.host,
             port=args.port,
             workers=args.workers,
+            api_workers=args.api_workers,
             log_level=args.log_level,
             migrate=not args.no_migrate,
         )
@@ -150,11 +171,18 @@ def _raise_stopped(signum: int, _frame: FrameType | None) -> None:
     raise _Stopped(signal.Signals(signum).name)
 
 
-def serve(settings: Settings, *, host: str, port: int, workers: int, log_level: str, migrate: bool = True) -> int:
-    """Migrate, start `workers` worker processes, run the API until it stops, then stop the workers."""
-    import uvicorn
-
-    from service.main import create_app
+def serve(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    log_level: str,
+    api_workers: int = 1,
+    migrate: bool = True,
+) -> int:
+    """Migrate, start `workers` worker processes, run the API (`api_workers` processes) until it stops, then stop
+    the workers. Migration and the bootstrap admin token happen here, once, before any API process starts."""
     from service.storage.db import upgrade_database
 
     settings = settings.model_copy(update={"bind_host": host})  # CONVLAB_AUTH=auto decides by this address
@@ -167,29 +195,100 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, log_level: 
         if settings.auth_required:
             bootstrap_admin(settings)
         processes.extend(start_worker_process() for _ in range(workers))
-        auth = "required" if settings.auth_required else "off"
         log.info(
-            "convlab %s: API docs at http://%s:%d/docs, %d worker(s), authentication %s",
+            "convlab %s: API docs at http://%s:%d/docs, %d API process(es), %d worker(s), authentication %s",
             __version__,
             host,
             port,
+            api_workers,
             workers,
-            auth,
+            "required" if settings.auth_required else "off",
         )
-        # log_config=None: uvicorn's loggers (access log included) go through convlab's handler and format
+        if api_workers == 1:
+            run_api(settings, host=host, port=port, log_level=log_level)
+        else:
+            run_api_processes(settings, host=host, port=port, log_level=log_level, count=api_workers)
+    except _Stopped as stopped:
+        log.info("%s: stopping", stopped)
+    finally:
+        stop_worker_processes(processes, timeout=WORKER_STOP_SECONDS)
+    return 0
+
+
+def run_api(settings: Settings, *, host: str, port: int, log_level: str) -> None:
+    """The API in this process."""
+    import uvicorn
+
+    from service.main import create_app
+
+    # log_config=None: uvicorn's loggers (access log included) go through convlab's handler and format
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=log_level,
+        log_config=None,
+        timeout_graceful_shutdown=REQUESTS_STOP_SECONDS,
+    )
+
+
+def run_api_processes(settings: Settings, *, host: str, port: int, log_level: str, count: int) -> None:
+    """`count` API processes on one socket (uvicorn's supervisor: it restarts one that dies, and on SIGTERM or
+    SIGINT stops them all gracefully and returns). Each is a fresh interpreter that builds its app with
+    `api_app` from the environment, which is therefore set up for it first (`api_process_environment`)."""
+    import uvicorn
+
+    with prometheus_directory() as metrics_dir:
+        os.environ.update(api_process_environment(settings, count=count, metrics_dir=metrics_dir))
         uvicorn.run(
-            create_app(settings),
+            "service.cli:api_app",
+            factory=True,
+            workers=count,
             host=host,
             port=port,
             log_level=log_level,
             log_config=None,
             timeout_graceful_shutdown=REQUESTS_STOP_SECONDS,
         )
-    except _Stopped as stopped:
-        log.info("%s: stopping", stopped)
+
+
+def api_process_environment(settings: Settings, *, count: int, metrics_dir: str) -> dict[str, str]:
+    """What `count` API processes read besides the operator's own settings.
+
+    The bind address (CONVLAB_AUTH=auto decides by it); no migration (done once, above, or skipped on purpose);
+    prometheus_client's multiprocess directory, so that /metrics counts every process's requests; and the
+    machine's CPUs shared out: lab computation slots and (unless configured) torch threads per process.
+    """
+    cpus = os.cpu_count() or 1
+    slots = settings.access.lab_concurrency or cpus
+    env = {
+        "CONVLAB_BIND_HOST": settings.bind_host or "",
+        "CONVLAB_MIGRATE_ON_START": "false",
+        "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+        "CONVLAB_LAB_CONCURRENCY": str(max(1, slots // count)),
+    }
+    if not settings.serving.inference_threads:
+        env["CONVLAB_INFERENCE_THREADS"] = str(max(1, cpus // count))
+    return env
+
+
+@contextmanager
+def prometheus_directory() -> Iterator[str]:
+    """An empty directory for prometheus_client's per-process metric files, removed afterwards."""
+    path = tempfile.mkdtemp(prefix="convlab-metrics-")
+    try:
+        yield path
     finally:
-        stop_worker_processes(processes, timeout=WORKER_STOP_SECONDS)
-    return 0
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def api_app() -> "FastAPI":
+    """The app of one of several API processes (`uvicorn service.cli:api_app --factory`), set by the environment."""
+    from service.main import create_app
+
+    settings = get_settings()
+    setup_logging(settings.log_format)
+    return create_app(settings)
 
 
 def start_worker_process() -> "subprocess.Popen[bytes]":

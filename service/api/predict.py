@@ -2,13 +2,13 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
-from service.api.deps import MAX_EPOCH, JobIdPath, PredictorDep
+from service.api.deps import MAX_EPOCH, JobIdPath
 from service.api.predict_inputs import read_inputs
 from service.api.schemas import ClassScore, ErrorResponse, PredictionRead, PredictResponse
 from service.api.security import PREDICT, auth_responses
-from service.inference import ONE_PIXEL_PNG, PredictRequest
+from service.inference import ONE_PIXEL_PNG, Predictions, Predictor, PredictRequest
 
 router = APIRouter(
     prefix="/jobs", tags=["predict"], dependencies=[Depends(PREDICT)], responses=auth_responses(limited=True)
@@ -35,6 +35,13 @@ REQUEST_BODY: dict[str, Any] = {
 }
 
 
+async def running_predictor(request: Request) -> Predictor:
+    """The prediction service the lifespan made; async, so reading it costs no trip to a worker thread
+    (FastAPI runs a plain `def` dependency in its thread pool: a hand-off per request for an attribute read)."""
+    predictor: Predictor = request.app.state.predictor
+    return predictor
+
+
 @router.post(
     "/{job_id}/predict",
     summary="Classify images with a trained job",
@@ -52,15 +59,21 @@ REQUEST_BODY: dict[str, Any] = {
 async def predict(
     request: Request,
     job_id: JobIdPath,
-    predictor: PredictorDep,
+    predictor: Annotated[Predictor, Depends(running_predictor)],
     top_k: Annotated[int, Query(ge=1, le=1000, description="How many ranked classes to return per image.")] = 3,
     checkpoint: Annotated[
         int | None, Query(ge=0, le=MAX_EPOCH, description="Use the checkpoint of this epoch.")
     ] = None,
-) -> PredictResponse:
+) -> Response:
     """Upload `file` parts, or send JSON `images` (base64) or `pixels`; answers one prediction per image, in order."""
-    raw = await read_inputs(request, predictor.limits)
+    raw = await read_inputs(request)
     result = await predictor.predict(job_id, raw, epoch=checkpoint, top_k=top_k)
+    # Serialized here, once, by pydantic: FastAPI would validate the model it was just built from again.
+    return Response(to_response(result).model_dump_json(), media_type="application/json")
+
+
+def to_response(result: Predictions) -> PredictResponse:
+    """The wire form of `result`."""
     return PredictResponse(
         job_id=result.job_id,
         checkpoint_epoch=result.checkpoint_epoch,

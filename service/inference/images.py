@@ -40,6 +40,8 @@ def check_count(n: int, limits: ImageLimits) -> None:
 def _to_mode(image: Image.Image, in_channels: int) -> Image.Image:
     """Gray for 1 channel, RGB for 3; transparency is composited over black, the datasets' background."""
     target = "L" if in_channels == 1 else "RGB"
+    if image.mode == target:
+        return image  # already so: no converted copy
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
     if has_alpha:
         rgba = image.convert("RGBA")
@@ -61,14 +63,14 @@ def decode_image(data: bytes, *, in_channels: int, limits: ImageLimits, name: st
                     f"{name}: {width}x{height} pixels exceeds the limit of {limits.max_pixels} (predict_max_pixels)"
                 )
             image.load()
-            array = np.asarray(_to_mode(image, in_channels), dtype=np.uint8)
+            array = np.array(_to_mode(image, in_channels), dtype=np.uint8)  # a writable copy, the only one
     except UnidentifiedImageError:
         raise InvalidInput(f"{name}: not an image (expected PNG or JPEG bytes)") from None
     except Image.DecompressionBombError:
         raise PayloadTooLarge(f"{name}: too many pixels (decompression bomb protection)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InvalidInput(f"{name}: corrupt or truncated image ({exc})") from None
-    tensor = torch.from_numpy(array.copy())
+    tensor = torch.from_numpy(array)
     return tensor.unsqueeze(0) if tensor.dim() == 2 else tensor.permute(2, 0, 1).contiguous()  # HWC -> CHW
 
 

@@ -1,13 +1,19 @@
 """The API process's Prometheus metrics, on a registry of its own (so that each app, and each test, starts at 0).
 
+With several API processes (`convlab serve --api-workers N`), a scrape reaches one of them, so each must answer
+for all: prometheus_client's multiprocess mode. The launcher names a fresh directory in PROMETHEUS_MULTIPROC_DIR;
+every process then keeps its counters and histograms in files there, and a scrape sums them all.
+
 Labels are bounded: a route *template* (`/jobs/{job_id}`), never a raw path or an id; a method from HTTP's
 small set; a status code; an architecture name from the registry.
 """
 
+import os
 import platform
 
 import torch
 from prometheus_client import CollectorRegistry, Counter, Histogram, Info
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from service import __version__
 from service.inference.observer import CacheEvent
@@ -16,6 +22,13 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 WAIT_BUCKETS = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# prometheus_client's own switch, read by the library itself when it is imported (so not a CONVLAB_ setting).
+MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_mode() -> bool:
+    """Whether this process shares its metrics with its sibling API processes through files."""
+    return bool(os.environ.get(MULTIPROCESS_VARIABLE))
 
 
 class Metrics:
@@ -23,7 +36,11 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        r = self.registry
+        self.multiprocess = multiprocess_mode()
+        # Shared: the metrics live in files and the registry reads every process's files at each scrape.
+        r = None if self.multiprocess else self.registry
+        if self.multiprocess:
+            MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]
         self.http_requests = Counter(
             "convlab_http_requests", "HTTP requests answered.", ["route", "method", "status"], registry=r
         )
@@ -50,7 +67,8 @@ class Metrics:
             event: Counter(f"convlab_model_cache_{name}", f"Model cache {name}.", registry=r)
             for event, name in (("hit", "hits"), ("miss", "misses"), ("eviction", "evictions"))
         }
-        Info("convlab_build", "convlab's version and runtime.", registry=r).info(
+        # The same in every process, so each answers it alone (an Info cannot live in multiprocess files).
+        Info("convlab_build", "convlab's version and runtime.", registry=self.registry).info(
             {"version": __version__, "python": platform.python_version(), "torch": torch.__version__}
         )
 

@@ -1,6 +1,7 @@
 """Abuse limits over real HTTP: active-job quotas, request rates, lockouts, body sizes, the lab's compute budget."""
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -11,7 +12,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from service.access import Scope
-from service.config import AccessSettings, AuthMode
+from service.cli import api_process_environment
+from service.config import AccessSettings, AuthMode, Settings
 from service.main import create_app
 from tests.api.auth_helpers import bearer, issue_token, required_settings, run_together
 from tests.api.conftest import SMALL_JOB, make_client, make_settings
@@ -150,3 +152,21 @@ def test_concurrent_submissions_cannot_overrun_the_quota(backend, tmp_path, data
         run_together(lambda _: statuses.append(client.post("/jobs", json=SMALL_JOB).status_code), range(10))
         assert sorted(statuses) == [201] * 3 + [429] * 7
         stack.callback(app.state.engine.dispose)
+
+
+def test_several_api_processes_share_the_lab_slots_and_cpus_out(tmp_path, data_dir):
+    """`serve --api-workers N`: each process gets 1/N of the lab slots and torch threads; the rates stay per
+    process (docs/operations.md), and the settings each process then reads take that share."""
+    access = AccessSettings(auth=AuthMode.off, lab_concurrency=5)
+    settings = make_settings(tmp_path, data_dir, access=access, bind_host="127.0.0.1")
+    env = api_process_environment(settings, count=2, metrics_dir=str(tmp_path))
+    assert env["CONVLAB_LAB_CONCURRENCY"] == "2" and env["CONVLAB_BIND_HOST"] == "127.0.0.1"
+    assert env["CONVLAB_INFERENCE_THREADS"] == str(max(1, (os.cpu_count() or 1) // 2))
+    assert env["CONVLAB_MIGRATE_ON_START"] == "false" and env["PROMETHEUS_MULTIPROC_DIR"] == str(tmp_path)
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        seen = Settings()
+    assert seen.access.lab_concurrency == 2 and seen.bind_host == "127.0.0.1" and not seen.migrate_on_start
+    many = api_process_environment(settings, count=8, metrics_dir=str(tmp_path))
+    assert many["CONVLAB_LAB_CONCURRENCY"] == "1"  # never none

@@ -3,12 +3,15 @@
 import base64
 import io
 
+import httpx
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from python_multipart.multipart import MultipartParser, parse_options_header
 
 from service.config import Settings
+from service.inference.inputs import _split_multipart
 from service.main import create_app
 from service.training.checkpoints import load_checkpoint
 from service.training.datasets import preprocess
@@ -199,3 +202,68 @@ def test_too_many_pixels_answer_413(strict):
     Image.new("L", (400, 400)).save(buffer, format="PNG")  # compresses to a few hundred bytes
     response = strict.post("/jobs/1/predict", files=[("file", ("wide.png", buffer.getvalue(), "image/png"))])
     assert response.status_code == 413 and "predict_max_pixels" in response.json()["detail"]
+
+
+def library_parts(body: bytes, content_type: str) -> list[tuple[dict[bytes, bytes], bytes]]:
+    """The parts of a multipart body as python-multipart's own parser (Starlette's) splits them."""
+    boundary = parse_options_header(content_type)[1][b"boundary"]
+    parts: list[list] = []
+    header: dict[str, bytes] = {"field": b"", "value": b""}
+
+    def header_end() -> None:
+        if header["field"].lower() == b"content-disposition":
+            parts[-1][0] = parse_options_header(header["value"])[1]
+        header["field"], header["value"] = b"", b""
+
+    callbacks = {
+        "on_part_begin": lambda: parts.append([{}, b""]),
+        "on_part_data": lambda d, s, e: parts[-1].__setitem__(1, parts[-1][1] + d[s:e]),
+        "on_header_field": lambda d, s, e: header.__setitem__("field", header["field"] + d[s:e]),
+        "on_header_value": lambda d, s, e: header.__setitem__("value", header["value"] + d[s:e]),
+        "on_header_end": header_end,
+    }
+    parser = MultipartParser(boundary, callbacks)
+    parser.write(body)
+    parser.finalize()
+    return [(options, content) for options, content in parts]
+
+
+TRICKY = b"\r\n--not-the-boundary\r\n\r\n--\x00\xff" * 3
+
+
+@pytest.mark.parametrize(
+    ("files", "data"),
+    [
+        ([("file", ("a.png", b"\x89PNG", "image/png"))], {}),
+        ([("file", ("a.png", TRICKY, "image/png")), ("file", ("b b.png", b"", "image/png"))], {"note": "x"}),
+        ([("file", ('we"ird;name.png', TRICKY, "application/octet-stream"))], {"file": "a text field"}),
+        ([("file", ("été.png", b"\r\n", "image/png")), ("other", ("c.png", b"--", "image/png"))], {}),
+    ],
+)
+def test_multipart_split_agrees_with_python_multipart(files, data):
+    request = httpx.Request("POST", "http://x/", files=files, data=data)
+    body, content_type = request.read(), request.headers["content-type"]
+    ours = [(p.options, p.content) for p in _split_multipart(body, content_type)]
+    assert ours == library_parts(body, content_type)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"--b\r\nContent-Disposition: form-data; name=file", b"--b\r\n\r\nabc", b"--bX\r\n\r\n\r\nabc\r\n--b--"],
+)
+def test_malformed_multipart_answers_400(trained, body):
+    response = trained.post(
+        "/jobs/1/predict", content=body, headers={"content-type": "multipart/form-data; boundary=b"}
+    )
+    assert response.status_code == 400 and "malformed multipart" in response.json()["detail"]
+
+
+def test_a_text_field_named_file_answers_422(trained):
+    response = trained.post("/jobs/1/predict", data={"file": "not a file"}, files={"other": ("a.png", b"x")})
+    assert response.status_code == 422 and "uploaded file" in response.json()["detail"]
+
+
+def test_a_flood_of_multipart_parts_answers_413_without_splitting_them_all(strict):
+    fields = {f"note{i}": "x" for i in range(40)}  # strict allows 3 images: at most 19 parts are read
+    response = strict.post("/jobs/1/predict", data=fields, files={"file": ("a.png", b"x", "image/png")})
+    assert response.status_code == 413 and "multipart parts" in response.json()["detail"]

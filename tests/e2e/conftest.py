@@ -66,6 +66,12 @@ def serve_env(state_dir: Path, data_dir: Path, **extra: str) -> dict[str, str]:
     }
 
 
+def serve_command(port: int, *options: str) -> list[str]:
+    """`convlab serve` on 127.0.0.1:`port` with warnings-only logs, plus `options` (--workers, --api-workers ...)."""
+    command = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    return [*command, "--log-level", "warning", *options]
+
+
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[LiveServer]:
     state_dir = tmp_path_factory.mktemp("live")
@@ -74,20 +80,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Ite
     log = state_dir / "serve.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "service.cli",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-                "--log-level",
-                "warning",
-            ],
+            serve_command(port, "--workers", "1"),
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
