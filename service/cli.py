@@ -195,15 +195,9 @@ def serve(
         if settings.auth_required:
             bootstrap_admin(settings)
         processes.extend(start_worker_process() for _ in range(workers))
-        log.info(
-            "convlab %s: API docs at http://%s:%d/docs, %d API process(es), %d worker(s), authentication %s",
-            __version__,
-            host,
-            port,
-            api_workers,
-            workers,
-            "required" if settings.auth_required else "off",
-        )
+        access = "required" if settings.auth_required else "off"
+        started = f"{api_workers} API process(es), {workers} worker(s), authentication {access}"
+        log.info("convlab %s: API docs at http://%s:%d/docs, %s", __version__, host, port, started)
         if api_workers == 1:
             run_api(settings, host=host, port=port, log_level=log_level)
         else:

@@ -1,6 +1,7 @@
 """Dependencies of the HTTP handlers: settings, database sessions, loaded jobs, the prediction service.
 
-The only reader of `app.state`, which the lifespan in service/main.py fills.
+The only reader of `app.state`, which the lifespan in service/main.py fills. The getters are `async def`: they
+only read attributes, and a plain `def` dependency would cost each request a trip to the thread pool.
 """
 
 from collections.abc import Iterator
@@ -16,13 +17,13 @@ from service.storage import jobs
 from service.storage.orm import Job
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     """The settings the app was built with."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_session_factory(request: Request) -> sessionmaker[Session]:
+async def get_session_factory(request: Request) -> sessionmaker[Session]:
     """The session factory created by the lifespan."""
     factory: sessionmaker[Session] = request.app.state.session_factory
     return factory
@@ -30,17 +31,18 @@ def get_session_factory(request: Request) -> sessionmaker[Session]:
 
 def get_session(request: Request) -> Iterator[Session]:
     """A session for one request, closed as soon as the handler returns (uncommitted work is rolled back)."""
-    with get_session_factory(request)() as session:
+    factory: sessionmaker[Session] = request.app.state.session_factory
+    with factory() as session:
         yield session
 
 
-def get_guards(request: Request) -> Guards:
+async def get_guards(request: Request) -> Guards:
     """This API process's rate limiters, login lockouts and lab compute slots."""
     guards: Guards = request.app.state.guards
     return guards
 
 
-def get_predictor(request: Request) -> Predictor:
+async def get_predictor(request: Request) -> Predictor:
     """The prediction service (model cache, batchers) created by the lifespan."""
     predictor: Predictor = request.app.state.predictor
     return predictor

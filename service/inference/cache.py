@@ -93,6 +93,11 @@ class ModelCache:
                 self._lookups.clear()
             self._lookups[lookup] = (time.monotonic() + self.lookup_ttl_s, value)
 
+    def holds(self, key: Hashable) -> bool:
+        """Whether `key` is loaded now (no hit counted, no LRU move): the predictor's test for its inline path."""
+        with self._lock:
+            return key in self._items
+
     def get(self, key: Hashable, read: Callable[[], bytes], device: torch.device) -> LoadedCheckpoint:
         """The loaded checkpoint for `key`, reading and loading it with `read()` on a miss (once at a time)."""
         found = self._hit(key)
