@@ -85,7 +85,7 @@ def history_table(history: HistoryRead, plot: Path | None) -> None:
     console.print(table)
     console.print(f"{history.total_steps_recorded} loss points recorded")
     if plot is not None:
-        console.print(f"wrote {plot}")
+        console.print(f"wrote {plot}", soft_wrap=True, highlight=False)  # a path a script can read back whole
 
 
 def predictions(result: PredictResponse, names: list[str]) -> None:
@@ -111,4 +111,4 @@ def trajectory_table(result: Any, plot: Path | None) -> None:
         table.add_row(run["optimizer"], str(last["step"]), f"[{x}]", f, note["reason"] if note else "")
     console.print(table)
     if plot is not None:
-        console.print(f"wrote {plot}")
+        console.print(f"wrote {plot}", soft_wrap=True, highlight=False)  # a path a script can read back whole
