@@ -109,13 +109,13 @@ class Backends:
             return on_device(key, loaded, device)
         if self.name == "onnxruntime" or known == "onnxruntime":
             return replace(loaded, model=ort_model)
-        torch_model = on_device(key, loaded, device).model
-        torch_s, ort_s = (measure(m, loaded, device, self.batches) for m in (torch_model, ort_model))
+        on_torch = on_device(key, loaded, device)
+        torch_s, ort_s = (measure(m, loaded, device, self.batches) for m in (on_torch.model, ort_model))
         chosen = "onnxruntime" if ort_s < torch_s else "torch"
         log.info("auto backend for %s: %s (torch %.4f s, onnxruntime %.4f s)", verdict_key, chosen, torch_s, ort_s)
         with self._lock:
             self._verdicts[verdict_key] = chosen
-        return replace(loaded, model=ort_model) if chosen == "onnxruntime" else loaded
+        return replace(loaded, model=ort_model) if chosen == "onnxruntime" else on_torch
 
     def _ort_model(self, key: Hashable, loaded: LoadedCheckpoint, device: torch.device) -> OrtModel | None:
         """The checkpoint's verified export in an onnxruntime session; None (torch serves) if it was refused."""
