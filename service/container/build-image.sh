@@ -9,13 +9,14 @@
 #                  Docker 20.10's own client (this script sets DOCKER_BUILDKIT=1).
 #   BASE_IMAGE     the base image; `debootstrap` makes (once) convlab-base:bookworm from Debian's archive with
 #                  base-image.sh, for machines that cannot pull python:3.11-slim-bookworm from Docker Hub.
-#   LOCAL_INDEXES  local PEP 503 index folders (space-separated, each `<dir>/simple` with its files beside it, as
+#   LOCAL_INDEXES  `from-pip`: the local (file://) indexes this machine's pip is configured with; or
+#                  local PEP 503 index folders (space-separated, each `<dir>/simple` with its files beside it, as
 #                  pip's `file://` indexes are): served over HTTP on 127.0.0.1 for the build's duration, which then
 #                  runs with host networking. torch comes from the first that has it; the others are searched
 #                  after PyPI for everything else, so that a release both hold comes from the local copy.
 #   LOCAL_INDEX_PORT  the port they are served on (default 47613).
 #   CA_BUNDLE      a complete CA bundle handed to pip as a build secret (a TLS-intercepting proxy's CA included);
-#                  it is in no layer of the image.
+#                  it is in no layer of the image. `from-pip`: the bundle this machine's pip uses, if it sets one.
 set -eu
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -23,6 +24,15 @@ tag="${1:-convlab:latest}"
 [ $# -gt 0 ] && shift
 [ "${1:-}" = "--" ] && shift
 docker="${DOCKER:-docker}"  # what is left in "$@" goes to `docker build`
+
+pip_config() { python3 -m pip config get "$1" 2>/dev/null || true; }
+if [ "${LOCAL_INDEXES:-}" = from-pip ]; then
+    LOCAL_INDEXES=""
+    for url in $(pip_config global.index-url) $(pip_config global.extra-index-url); do
+        case "$url" in file://*) LOCAL_INDEXES="$LOCAL_INDEXES ${url#file://}" ;; esac
+    done
+fi
+if [ "${CA_BUNDLE:-}" = from-pip ]; then CA_BUNDLE="${PIP_CERT:-$(pip_config global.cert)}"; fi
 
 if [ "${BASE_IMAGE:-}" = debootstrap ]; then
     BASE_IMAGE=convlab-base:bookworm
@@ -42,11 +52,13 @@ s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as http.server does: 
 try: s.bind(("127.0.0.1", int(sys.argv[1])))
 except OSError: s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])' "${LOCAL_INDEX_PORT:-47613}")"
-    torch_index="" local_indexes="" n=0
+    torch_index="" local_indexes=""
     for index in $LOCAL_INDEXES; do
-        n=$((n + 1))
-        ln -s "$(dirname "$index")" "$served/$n"  # the index's links (../../files/...) stay inside what is served
-        url="http://127.0.0.1:$port/$n/$(basename "$index")"
+        # served by the folder above (the index's links, ../../files/..., stay inside), under a name made of its
+        # path: the URLs, hence the cache keys, do not depend on the order of LOCAL_INDEXES
+        name="$(dirname "$index" | tr -c 'A-Za-z0-9\n' '-' | sed 's/^-*//')"
+        ln -s "$(dirname "$index")" "$served/$name"
+        url="http://127.0.0.1:$port/$name/$(basename "$index")"
         if [ -z "$torch_index" ] && [ -d "$index/torch" ]; then torch_index="$url"; else local_indexes="$local_indexes $url"; fi
     done
     python3 -m http.server --bind 127.0.0.1 --directory "$served" "$port" >"$served.log" 2>&1 &
