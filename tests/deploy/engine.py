@@ -40,7 +40,10 @@ def _buildkit_client() -> str | None:
     candidates = [configured] if configured else [shutil.which("docker"), "/usr/bin/docker"]
     env = {**os.environ, "DOCKER_BUILDKIT": "1"}
     for client in filter(None, candidates):
-        result = subprocess.run([client, "build", "--help"], capture_output=True, text=True, env=env)
+        try:
+            result = subprocess.run([client, "build", "--help"], capture_output=True, text=True, env=env, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
         if result.returncode == 0 and "--secret" in result.stdout:
             return client
     return None

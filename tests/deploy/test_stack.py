@@ -29,7 +29,8 @@ IMAGE = "convlab:test"
 COMPOSE_FILES = [ROOT / "docker-compose.yml", ROOT / "tests" / "deploy" / "compose.test.yml"]
 HOST_POSTGRES = ROOT / "tests" / "deploy" / "compose.host-postgres.yml"
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-# Small, but long enough (48 steps) to stop its worker in the middle; momentum SGD learns in one epoch.
+# Small, but long enough (48 steps, a few seconds on 2 idle cores) to stop its worker in the middle, which the
+# test does at its first step; momentum SGD learns enough in one epoch.
 JOB = {
     "architecture": "bn_lenet",
     "dataset": "fashion_mnist",
@@ -125,13 +126,13 @@ def test_the_bootstrap_token_from_the_api_log_opens_the_api(stack: Stack, state:
         assert client.get("/jobs").status_code == 200
 
 
-def _holder(stack: Stack, job_id: int) -> str:
-    """The worker container training `job_id`, from the workers /health lists (a worker's hostname is its
-    container's short id)."""
+def _holder(stack: Stack, job_id: int) -> str | None:
+    """The worker container training `job_id`, from the workers GET /health lists (a worker's hostname is its
+    container's short id); None while no worker lists it."""
     workers = httpx.get(f"{stack.url}/health", timeout=10).json()["workers"]
-    (hostname,) = [w["hostname"] for w in workers if w["current_job_id"] == job_id]
-    (container,) = [c for c in stack.containers("worker") if c.startswith(hostname)]
-    return container
+    hostnames = [w["hostname"] for w in workers if w["current_job_id"] == job_id]
+    containers = [c for c in stack.containers("worker") for h in hostnames if c.startswith(h)]
+    return containers[0] if len(containers) == 1 else None
 
 
 def test_a_job_survives_its_worker_being_stopped(stack: Stack, state: dict[str, Any]):
@@ -151,7 +152,7 @@ def test_a_job_survives_its_worker_being_stopped(stack: Stack, state: dict[str, 
             timeout=240,
             every=0.1,
         )
-        stopped = _holder(stack, job_id)
+        stopped = wait_for("the job's worker", lambda: _holder(stack, job_id), stack, timeout=30, every=0.1)
         stack.docker("stop", stopped)  # SIGTERM: checkpoint at the next batch, back to the queue, exit
         assert stack.exit_code(stopped) == 0
         done = wait_for("the job finishing", lambda: (j := job())["status"] in FINISHED and j, stack, timeout=300)
