@@ -5,8 +5,9 @@
 #   service/container/build-image.sh [TAG] [-- extra docker build arguments]     # default tag: convlab:latest
 #
 # Environment (all optional; without any, this is a plain `docker build` with the Dockerfile's defaults):
-#   DOCKER         the Docker client (default: docker). It must speak BuildKit: Docker >= 23 with buildx, or
-#                  Docker 20.10's own client (this script sets DOCKER_BUILDKIT=1).
+#   DOCKER         the Docker client. It must speak BuildKit: Docker >= 23 with buildx, or Docker 20.10's own
+#                  client (this script sets DOCKER_BUILDKIT=1); by default the first of `docker` on PATH and
+#                  /usr/bin/docker that does.
 #   BASE_IMAGE     the base image; `debootstrap` makes (once) convlab-base:bookworm from Debian's archive with
 #                  base-image.sh, for machines that cannot pull python:3.11-slim-bookworm from Docker Hub.
 #   LOCAL_INDEXES  `from-pip`: the local (file://) indexes this machine's pip is configured with; or
@@ -23,6 +24,14 @@ repo="$(cd "$here/../.." && pwd)"
 tag="${1:-convlab:latest}"
 [ $# -gt 0 ] && shift
 [ "${1:-}" = "--" ] && shift
+if [ -z "${DOCKER:-}" ]; then  # the first client that builds with BuildKit (Docker 20.10's own, beside a newer one)
+    for candidate in docker /usr/bin/docker; do
+        if DOCKER_BUILDKIT=1 "$candidate" build --help 2>/dev/null | grep -q -- --secret; then
+            DOCKER="$candidate"
+            break
+        fi
+    done
+fi
 docker="${DOCKER:-docker}"  # what is left in "$@" goes to `docker build`
 
 pip_config() { python3 -m pip config get "$1" 2>/dev/null || true; }

@@ -8,6 +8,7 @@ API restart that loses nothing. Skips, saying why, only where no container engin
 (tests/deploy/engine.py); docs/deployment.md has the measured times.
 """
 
+import hashlib
 import os
 import time
 from collections.abc import Iterator
@@ -25,7 +26,8 @@ from tests.deploy.stack import TOKEN, Stack, fashion_mnist_test_images, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # a cold first build takes minutes
 
-IMAGE = "convlab:test"
+# One tag per checkout: test sessions of two worktrees on one engine must not run each other's code.
+IMAGE = f"convlab:test-{hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]}"
 COMPOSE_FILES = [ROOT / "docker-compose.yml", ROOT / "tests" / "deploy" / "compose.test.yml"]
 HOST_POSTGRES = ROOT / "tests" / "deploy" / "compose.host-postgres.yml"
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
