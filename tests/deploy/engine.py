@@ -18,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = ROOT / "service" / "container" / "build-image.sh"
 DOCKERD_LOG = Path(tempfile.gettempdir()) / "convlab-test-dockerd.log"
+BUILD_LOG = Path(tempfile.gettempdir()) / "convlab-test-build.log"  # the last build's output, step times included
 
 
 @dataclass(frozen=True)
@@ -93,4 +94,6 @@ def build_image(engine: Engine, tag: str) -> subprocess.CompletedProcess[str]:
         "LOCAL_INDEXES": "from-pip",
         "CA_BUNDLE": "from-pip",
     }
-    return subprocess.run([str(BUILD_SCRIPT), tag], capture_output=True, text=True, env=env, timeout=1800)
+    result = subprocess.run([str(BUILD_SCRIPT), tag], capture_output=True, text=True, env=env, timeout=1800)
+    BUILD_LOG.write_text(result.stderr)
+    return result

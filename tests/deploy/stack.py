@@ -74,6 +74,9 @@ class Stack:
         except AssertionError as exc:
             return str(exc)
 
+    def state(self, container: str) -> str:
+        return self.docker("inspect", "--format", "{{.State.Status}}", container).strip()
+
     def exit_code(self, container: str) -> int:
         return int(self.docker("inspect", "--format", "{{.State.ExitCode}}", container))
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from sqlalchemy import make_url
 
 from tests.db.databases import fresh_postgres_database, postgres_server_url
@@ -176,6 +177,17 @@ def test_a_prediction_from_the_trained_job(stack: Stack, state: dict[str, Any], 
     correct = sum(p["class_index"] == label for p, label in zip(body["predictions"], labels, strict=True))
     assert correct >= 12, f"{correct}/32 right: no better than guessing (1 in 10)"
     state["checkpoint"] = body["checkpoint_sha256"]
+
+
+def test_the_compose_health_checks_pass(stack: Stack):
+    """The health checks docker-compose.yml declares, run now in the API's and the running worker's containers
+    (Docker's own schedule runs the worker's first one only 30 s after start)."""
+    services = yaml.safe_load(COMPOSE_FILES[0].read_text())["services"]
+    for service in ("api", "worker"):
+        kind, *command = services[service]["healthcheck"]["test"]
+        assert kind == "CMD"
+        (container,) = [c for c in stack.containers(service) if stack.state(c) == "running"]
+        stack.docker("exec", container, *command)  # fails the test unless it exits 0
 
 
 def test_an_api_restart_loses_nothing(stack: Stack, state: dict[str, Any]):
