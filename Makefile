@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test lint install test-deps bench clean
+.PHONY: run test lint install test-deps image bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,13 +27,26 @@ $(VENV)/.convlab-installed: pyproject.toml $(VENV)/.torch-installed
 
 install: $(VENV)/.convlab-installed
 
-# Headless Chromium renders /docs in the test suite; install it where apt is usable (root), else say so.
+# Headless Chromium renders /docs in the test suite; the deployment test (tests/deploy/test_stack.py) needs a
+# Docker engine (Debian's docker.io: dockerd 20.10 with a BuildKit client), docker-compose and debootstrap (a base
+# image where Docker Hub is out of reach). Install what is missing where apt is usable (root), else say so.
+TEST_COMMANDS := chromium=chromium dockerd=docker.io docker-compose=docker-compose debootstrap=debootstrap
 test-deps:
-	@if command -v chromium >/dev/null 2>&1; then :; \
+	@missing=""; for pair in $(TEST_COMMANDS); do \
+		command -v $${pair%%=*} >/dev/null 2>&1 || missing="$$missing $${pair#*=}"; done; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-		|| echo "warning: could not install chromium; the /docs rendering test will be skipped"; \
-	else echo "note: chromium is not installed; the /docs rendering test will be skipped"; fi
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+		|| echo "warning: could not install$$missing; the tests that need them will be skipped"; \
+	else echo "note:$$missing not installed; the tests that need them will be skipped"; fi
+
+# The image (service/Dockerfile) as this kind of machine must build it: a Debian base from debootstrap (no Docker
+# Hub) and packages from the local indexes pip is configured with (docs/deployment.md). Elsewhere:
+# `docker build -f service/Dockerfile -t convlab .`
+IMAGE ?= convlab:latest
+IMAGE_BASE ?= debootstrap
+image:
+	BASE_IMAGE=$(IMAGE_BASE) LOCAL_INDEXES=from-pip CA_BUNDLE=from-pip service/container/build-image.sh $(IMAGE)
 
 run: install
 	$(if $(DATA_DIR),CONVLAB_DATA_DIR=$${CONVLAB_DATA_DIR:-$(DATA_DIR)}) CONVLAB_ALLOW_DOWNLOAD=$${CONVLAB_ALLOW_DOWNLOAD:-true} \
