@@ -8,6 +8,9 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 DATA_DIR ?= $(wildcard $(abspath ../shared/datasets))
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Two pytest processes (pytest-xdist), one test file at a time each: much of the suite waits on subprocesses,
+# servers and containers, so two overlap well on 2 cores. PYTEST_WORKERS=0 runs everything in this process.
+PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 
 .PHONY: run test lint install test-deps image bench clean
@@ -53,7 +56,7 @@ run: install
 		$(BIN)/convlab serve --host $(HOST) --port $(PORT) --workers 1
 
 test: install test-deps
-	CONVLAB_DATA_DIR=$${CONVLAB_DATA_DIR:-$(DATA_DIR)} CONVLAB_ALLOW_DOWNLOAD=false $(BIN)/python -m pytest $(PYTEST_ARGS)
+	CONVLAB_DATA_DIR=$${CONVLAB_DATA_DIR:-$(DATA_DIR)} CONVLAB_ALLOW_DOWNLOAD=false $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
