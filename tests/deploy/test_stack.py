@@ -32,14 +32,15 @@ IMAGE = f"convlab:test-{hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]}"
 COMPOSE_FILES = [ROOT / "docker-compose.yml", ROOT / "tests" / "deploy" / "compose.test.yml"]
 HOST_POSTGRES = ROOT / "tests" / "deploy" / "compose.host-postgres.yml"
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-# Small, but long enough (48 steps, a few seconds on 2 idle cores) to stop its worker in the middle, which the
-# test does at its first step; momentum SGD learns enough in one epoch.
+# Long enough that its worker's stop, sent at the job's first step, lands mid-job: 3 epochs of 160 steps (several
+# seconds on 2 idle cores). A 48-step job once finished before the stop reached its worker (attempt 1, no
+# takeover) on an idle machine. Momentum SGD learns enough for the prediction test.
 JOB = {
     "architecture": "bn_lenet",
     "dataset": "fashion_mnist",
-    "epochs": 1,
+    "epochs": 3,
     "batch_size": 128,
-    "train_subset": 6144,
+    "train_subset": 20480,
     "test_subset": 1000,
     "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
 }
