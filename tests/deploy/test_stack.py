@@ -162,7 +162,7 @@ def test_a_job_survives_its_worker_being_stopped(stack: Stack, state: dict[str, 
         done = wait_for("the job finishing", lambda: (j := job())["status"] in FINISHED and j, stack, timeout=300)
     assert done["status"] == "succeeded", done["error"]
     assert done["attempt"] == 2, "the other worker resumed the job"
-    assert done["result"]["epochs_completed"] == 1
+    assert done["result"]["epochs_completed"] == JOB["epochs"]
     state["job"] = done
 
 
@@ -174,7 +174,7 @@ def test_a_prediction_from_the_trained_job(stack: Stack, state: dict[str, Any], 
         response = client.post(f"/jobs/{state['job']['id']}/predict", json={"pixels": images})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["checkpoint_epoch"] == 1 and len(body["predictions"]) == 32
+    assert 1 <= body["checkpoint_epoch"] <= JOB["epochs"] and len(body["predictions"]) == 32
     correct = sum(p["class_index"] == label for p, label in zip(body["predictions"], labels, strict=True))
     assert correct >= 12, f"{correct}/32 right: no better than guessing (1 in 10)"
     state["checkpoint"] = body["checkpoint_sha256"]
