@@ -1,15 +1,17 @@
 """A live `convlab serve` (uvicorn on a free loopback port, one real worker process) on a temporary database."""
 
 import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,6 +24,21 @@ class LiveServer:
     url: str
     state_dir: Path
     log: Path
+
+
+def read_events(lines: Iterable[str]) -> list[dict[str, Any]]:
+    """The events of an SSE stream's lines, until it ends: each as {event, id, data} (data parsed as JSON)."""
+    events: list[dict[str, Any]] = []
+    current: dict[str, Any] = {}
+    for line in lines:
+        if not line:
+            if "event" in current:
+                events.append(current)
+            current = {}
+        elif not line.startswith(":"):
+            key, _, value = line.partition(": ")
+            current[key] = json.loads(value) if key == "data" else value
+    return events
 
 
 def free_port() -> int:

@@ -9,7 +9,6 @@ after Last-Event-ID, predictions from uploads and base64 JSON agree with a batch
 
 import base64
 import io
-import json
 import os
 import re
 import subprocess
@@ -26,7 +25,7 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.training.datasets import load_dataset
-from tests.e2e.conftest import free_port, serve_command, serve_env, stop, wait_until_healthy
+from tests.e2e.conftest import free_port, read_events, serve_command, serve_env, stop, wait_until_healthy
 
 JOB = {
     "architecture": "bn_lenet",
@@ -89,20 +88,10 @@ def side_by_side(count: int, call: Any) -> list[Any]:
 
 def follow_events(server: Server, job_id: int, after: int = 0) -> list[dict[str, Any]]:
     """Read /events (resuming after `after`) until the server closes the stream; each event as {event, id, data}."""
-    events: list[dict[str, Any]] = []
-    current: dict[str, Any] = {}
     headers = {**auth(server), "Last-Event-ID": str(after)}
     with httpx.stream("GET", f"{server.url}/jobs/{job_id}/events", headers=headers, timeout=FOLLOW_SECONDS) as response:
         assert response.status_code == 200
-        for line in response.iter_lines():
-            if not line:
-                if "event" in current:
-                    events.append(current)
-                current = {}
-            elif not line.startswith(":"):
-                key, _, value = line.partition(": ")
-                current[key] = json.loads(value) if key == "data" else value
-    return events
+        return read_events(response.iter_lines())
 
 
 @pytest.fixture(scope="module")

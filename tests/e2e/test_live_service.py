@@ -10,7 +10,6 @@ exactly. Adam rather than the book's SGD at lr 1.0: the book's BN-LeNet test acc
 
 import base64
 import io
-import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 from PIL import Image
 
 from service.training.datasets import load_dataset
+from tests.e2e.conftest import read_events
 
 JOB = {
     "architecture": "bn_lenet",
@@ -56,19 +56,9 @@ def http(live_server):
 
 def follow_events(client: httpx.Client, job_id: int) -> list[dict[str, Any]]:
     """Read /events until the server closes the stream; each event as {event, id, data}."""
-    events: list[dict[str, Any]] = []
-    current: dict[str, Any] = {}
     with client.stream("GET", f"/jobs/{job_id}/events", timeout=FOLLOW_SECONDS) as response:
         assert response.status_code == 200
-        for line in response.iter_lines():
-            if not line:
-                if "event" in current:
-                    events.append(current)
-                current = {}
-            elif not line.startswith(":"):
-                key, _, value = line.partition(": ")
-                current[key] = json.loads(value) if key == "data" else value
-    return events
+        return read_events(response.iter_lines())
 
 
 @pytest.fixture(scope="module")
