@@ -3,7 +3,7 @@
     .venv/bin/python bench/accuracy.py [--models bn_lenet] [--recipes book cosine] [--seeds 0]
                                        [--epochs 10] [--device auto] [--json PATH]
 
-Recipes: `book` is the preset resolve_defaults fills in (SGD, batch 256, 10 epochs, the book's lr and resize,
+Recipes: `book` is the preset JobRequest.resolve() fills in (SGD, batch 256, 10 epochs, the book's lr and resize,
 Xavier init, constant lr); `cosine` keeps all of that but anneals the same lr per step to 0 (convlab's suggested
 fix for the book's unstable test accuracy). Test accuracy is measured after every epoch in eval mode (moving
 BatchNorm statistics), as the book does. ResNet-18 and DenseNet at 96x96 are supported but take hours on a 2-core
@@ -19,9 +19,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import RESULTS_DIR, machine_info, print_table, write_json
+from service.jobspec.spec import JobRequest, SchedulerSpec
 from service.training import Callbacks, EpochRecord, fit
 from service.training.runtime import resolve_device
-from service.training.spec import JobSpec, SchedulerSpec
 
 # d2l-en 0.17.5 (V100): train loss, train acc, test acc after 10 epochs (../shared/docs/anchors.md).
 BOOK = {
@@ -50,7 +50,7 @@ class EpochPrinter(Callbacks):
 
 
 def run_one(model: str, recipe: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
-    spec = JobSpec(architecture=model, seed=seed, epochs=args.epochs, scheduler=RECIPES[recipe])
+    spec = JobRequest(architecture=model, seed=seed, epochs=args.epochs, scheduler=RECIPES[recipe]).resolve()
     printer = EpochPrinter(f"{model}/{recipe}/seed {seed}")
     started = time.perf_counter()
     result = fit(spec, data_dir=args.data_dir, callbacks=printer, device=args.device)

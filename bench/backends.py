@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch
 
 from bench.common import RESULTS_DIR, Spread, machine_info, print_table, write_json
-from models import build_model
-from models.registry import get_model_info, list_models
+from models.catalog import get_model_info, list_models
+from models.registry import build_model
 from service.inference.backends import OrtModel, ort_session
 from service.inference.batching import forward
 from service.inference.export import export_onnx

@@ -21,10 +21,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import RESULTS_DIR, Spread, machine_info, print_table, write_json
+from service.jobspec.spec import JobRequest, JobSpec
 from service.training import fit
 from service.training.distributed import fit_distributed
 from service.training.records import FitResult
-from service.training.spec import JobSpec
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
 
@@ -55,14 +55,14 @@ def main() -> None:
     rows, results = [], []
     for model in args.models:
         for processes in args.processes:
-            spec = JobSpec(
+            spec = JobRequest(
                 architecture=model,
                 epochs=2,
                 batch_size=args.batch,
                 train_subset=args.train_subset,
                 test_subset=1000,
                 distributed={"processes": processes} if processes > 1 else None,
-            )
+            ).resolve()
             runs = [run_once(spec, args.data_dir, args.device) for _ in range(args.reps)]
             rate, wall = Spread.of([r for r, _ in runs]), Spread.of([w for _, w in runs])
             rows.append([model, str(processes), rate.fmt(), wall.fmt(1)])

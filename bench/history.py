@@ -24,12 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import Spread
 from service.config import AccessSettings, AuthMode, Settings
+from service.jobspec.spec import JobRequest
 from service.main import create_app
 from service.records import StepRecord
 from service.storage import jobs
 from service.storage.orm import EpochMetric, LossPoint
 from service.training.downsample import downsample_steps
-from service.training.spec import JobSpec
 
 
 def losses(n: int) -> list[float]:
@@ -43,7 +43,7 @@ def losses(n: int) -> list[float]:
 def fill(app, n: int) -> int:
     per_epoch = n // 20
     with app.state.session_factory() as session:
-        job = jobs.create_job(session, spec=JobSpec(architecture="bn_lenet", epochs=20))
+        job = jobs.create_job(session, spec=JobRequest(architecture="bn_lenet", epochs=20).resolve())
         rows = [
             {
                 "job_id": job.id,

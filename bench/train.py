@@ -36,14 +36,14 @@ from torchvision import datasets, transforms
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import RESULTS_DIR, Spread, machine_info, print_table, write_json
-from models import get_model_info
+from models.catalog import get_model_info
+from service.jobspec.spec import JobRequest
 from service.records import EpochRecord
 from service.training.datasets import load_dataset
 from service.training.engine import train_epoch
 from service.training.records import Callbacks
 from service.training.run import Run, build_run, init_model
 from service.training.runtime import make_runtime, resolve_device
-from service.training.spec import JobSpec, resolve_defaults
 
 BATCH = 256
 MODELS = ["lenet", "bn_lenet", "resnet18", "densenet"]
@@ -102,9 +102,9 @@ def convlab_run(
     model: str, data_dir: Path, device: torch.device, batches: int, compile: bool, nchw: bool = False
 ) -> Run:
     """A run built by the engine; `nchw` forces the plain layout (the engine before its CPU channels_last fix)."""
-    spec = resolve_defaults(
-        JobSpec(architecture=model, train_subset=batches * BATCH, test_subset=BATCH, compile=compile, epochs=10_000)
-    )
+    spec = JobRequest(
+        architecture=model, train_subset=batches * BATCH, test_subset=BATCH, compile=compile, epochs=10_000
+    ).resolve()
     splits = load_dataset("fashion_mnist", data_dir, train_subset=spec.train_subset, test_subset=spec.test_subset)
     runtime = make_runtime(device, compile=compile, architecture=model)
     if nchw:
@@ -127,7 +127,7 @@ def convlab_rep(run: Run) -> float:
 
 def train_flops_per_image(model: str, size: int, device: torch.device) -> float:
     """FLOPs of one training step (forward + backward) per image, counted by torch's FlopCounterMode."""
-    spec = resolve_defaults(JobSpec(architecture=model))
+    spec = JobRequest(architecture=model).resolve()
     net = init_model(spec, in_channels=1, num_classes=10, input_size=size).to(device)
     x = torch.randn(8, 1, size, size, device=device)
     with FlopCounterMode(display=False) as counter:
@@ -153,7 +153,7 @@ def bench_model(model: str, args: argparse.Namespace, root: Path, device: torch.
     size = get_model_info(model).default_input_size
     batches = args.batches if size == 28 else args.big_batches
     run = convlab_run(model, args.data_dir, device, batches, args.compile)
-    spec = resolve_defaults(JobSpec(architecture=model))
+    spec = JobRequest(architecture=model).resolve()
     seed_net = init_model(spec, in_channels=1, num_classes=10, input_size=size).to(device)
     loader = seed_loader(root, size)
     convlab_rep(run)  # warm-up epoch (and compilation, with --compile)

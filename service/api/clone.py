@@ -13,7 +13,7 @@ from service.storage import jobs
 from service.storage.orm import Job
 from service.storage.sweeps import latest_event
 from service.sweeps.clone import CloneRequest, cloned_spec
-from service.training.admission import check_job_limits
+from service.training.admission import admit_job
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=auth_responses())
 
@@ -44,8 +44,8 @@ def clone_job(
             f"this caller already has {limit} queued or running jobs (max_active_jobs); wait for one to finish",
             retry_after=QUOTA_RETRY_SECONDS,
         )
-    spec = cloned_spec(session, job_id, body.overrides)
-    check_job_limits(spec, settings.jobs, data_dir=settings.data_dir, allow_download=settings.allow_download)
+    request = cloned_spec(session, job_id, body.overrides)
+    spec = admit_job(request, settings.jobs, data_dir=settings.data_dir, allow_download=settings.allow_download)
     job = jobs.create_job(session, spec=spec, priority=body.priority, owner=owner)
     session.commit()
     response.headers["Location"] = f"/jobs/{job.id}"

@@ -4,27 +4,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from service.api.deps import MAX_ID, SessionDep
+from service.api.deps import SessionDep
 from service.api.schemas import ErrorResponse
 from service.api.security import JOBS_READ, auth_responses
 from service.errors import InvalidInput
-from service.sweeps.compare import Comparison, compare_jobs
+from service.sweeps.compare import MAX_COMPARED, PARAMETER, Comparison, compare_jobs, parse_job_ids
 
 router = APIRouter(tags=["sweeps"], dependencies=[Depends(JOBS_READ)], responses=auth_responses())
-MAX_COMPARED = 16
 
 
 def _job_ids(raw: str) -> list[int]:
-    try:
-        ids = [int(part) for part in raw.split(",") if part.strip()]
-    except ValueError:
-        raise InvalidInput(f"jobs (query parameter): {raw!r} is not a comma-separated list of job ids") from None
-    if not 1 <= len(ids) <= MAX_COMPARED:
-        raise InvalidInput(f"jobs (query parameter): give 1 to {MAX_COMPARED} job ids, not {len(ids)}")
-    if any(not 1 <= i <= MAX_ID for i in ids):
-        raise InvalidInput("jobs (query parameter): job ids are positive 64-bit integers")
-    if len(set(ids)) != len(ids):
-        raise InvalidInput("jobs (query parameter): a job id repeats")
+    ids = parse_job_ids([raw])
+    if not ids:
+        raise InvalidInput(f"{PARAMETER}: give 1 to {MAX_COMPARED} job ids, not 0")
     return ids
 
 

@@ -1,5 +1,6 @@
 """Training jobs: queue, list, inspect, cancel, delete."""
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Response
@@ -9,9 +10,11 @@ from service.api.deps import MAX_ID, JobDep, JobIdPath, SessionDep, SessionFacto
 from service.api.schemas import JOB_EXAMPLE, ErrorResponse, JobCreate, JobPage, JobRead
 from service.api.security import JOBS_READ, WritesJobs, auth_responses
 from service.errors import Forbidden, TooManyRequests
+from service.jobspec.spec import JobSpec
+from service.jobspec.status import JobStatus
 from service.storage import fleet, jobs
-from service.storage.orm import Job, JobStatus
-from service.training.admission import check_job_limits
+from service.storage.orm import Job
+from service.training.admission import admit_job
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=auth_responses())
 # A job's owner waits for one of its jobs to finish; trying again sooner than this is unlikely to help.
@@ -20,22 +23,32 @@ QUOTA_RETRY_SECONDS = 30
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "description": "No such job."}}
 
 
+@dataclass(frozen=True)
+class Admitted:
+    """A submission let in: its resolved spec and queue priority."""
+
+    spec: JobSpec
+    priority: int
+
+
 def admitted(
     body: Annotated[JobCreate, Body(openapi_examples={"bn_lenet": {"summary": "BN-LeNet", "value": JOB_EXAMPLE}})],
     settings: SettingsDep,
     principal: WritesJobs,
     session: SessionDep,
-) -> JobCreate:
-    """The body, once its spec is within this server's limits and can run here (422 naming the field if not),
-    from a caller below its quota of active jobs (429 if not)."""
-    check_job_limits(body.to_spec(), settings.jobs, data_dir=settings.data_dir, allow_download=settings.allow_download)
+) -> Admitted:
+    """The body's spec resolved, once it is within this server's limits and can run here (422 naming the field if
+    not), from a caller below its quota of active jobs (429 if not)."""
+    spec = admit_job(
+        body.to_request(), settings.jobs, data_dir=settings.data_dir, allow_download=settings.allow_download
+    )
     limit = settings.access.max_active_jobs
     if jobs.begin_submission(session, owner_of(principal)) >= limit:
         raise TooManyRequests(
             f"this caller already has {limit} queued or running jobs (max_active_jobs); wait for one to finish",
             retry_after=QUOTA_RETRY_SECONDS,
         )
-    return body
+    return Admitted(spec, body.priority)
 
 
 def owner_of(principal: Principal) -> jobs.Owner:
@@ -69,10 +82,10 @@ def changeable(job_id: JobIdPath, principal: WritesJobs, factory: SessionFactory
     },
 )
 def create_job(
-    body: Annotated[JobCreate, Depends(admitted)], principal: WritesJobs, session: SessionDep, response: Response
+    body: Annotated[Admitted, Depends(admitted)], principal: WritesJobs, session: SessionDep, response: Response
 ) -> Job:
     """Validate the spec, fill in the book's recipe for what is left out, and queue the job (owned by the token)."""
-    job = jobs.create_job(session, spec=body.to_spec(), priority=body.priority, owner=owner_of(principal))
+    job = jobs.create_job(session, spec=body.spec, priority=body.priority, owner=owner_of(principal))
     session.commit()
     response.headers["Location"] = f"/jobs/{job.id}"
     return job

@@ -6,10 +6,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.access import Scope
+from service.jobspec.spec import JobRequest
+from service.jobspec.status import JobStatus
 from service.records import EpochRecord, StepRecord
 from service.storage.fleet import waiting_reason
-from service.storage.orm import Job, JobStatus, Worker
-from service.training.spec import JobSpec
+from service.storage.orm import Job, Worker
 
 
 class FieldError(BaseModel):
@@ -82,7 +83,7 @@ JOB_EXAMPLE: dict[str, Any] = {
 }
 
 
-class JobCreate(JobSpec):
+class JobCreate(JobRequest):
     """A job to queue: the training spec (omitted fields get the book's recipe) and a queue priority."""
 
     model_config = ConfigDict(
@@ -97,9 +98,9 @@ class JobCreate(JobSpec):
 
     priority: int = Field(0, ge=-1000, le=1000, description="Higher runs first; ties run oldest first.")
 
-    def to_spec(self) -> JobSpec:
-        """The training spec alone (without the queue priority)."""
-        return JobSpec.model_validate(self.model_dump(exclude={"priority"}))
+    def to_request(self) -> JobRequest:
+        """The training spec as submitted, without the queue priority."""
+        return JobRequest.model_validate(self.model_dump(exclude={"priority"}))
 
 
 class JobRead(BaseModel):

@@ -5,7 +5,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.storage.orm import JobStatus, Sweep, SweepStatus
+from service.jobspec.status import JobStatus, SweepStatus
+from service.storage.orm import Sweep
 from service.sweeps.advance import best_trial
 from service.sweeps.study import TrialView
 

@@ -10,11 +10,11 @@ from service.api.schemas import ErrorResponse
 from service.api.security import JOBS_READ, WritesJobs, auth_responses
 from service.api.sweep_schemas import SweepPage, SweepRead, SweepSummary
 from service.errors import Forbidden
+from service.jobspec.spec import JobRequest
 from service.storage import sweeps as store
 from service.sweeps import advance, plots
 from service.sweeps.definition import SweepDefinition, SweepUpdate
-from service.training.admission import check_job_limits
-from service.training.spec import JobSpec
+from service.training.admission import admit_job
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"], responses=auth_responses())
 READS = [Depends(JOBS_READ)]
@@ -47,8 +47,8 @@ def create_sweep(
     """Check every space path against the job spec, store the sweep and queue its first trials (owned by the
     caller's token, like the sweep)."""
 
-    def check(spec: JobSpec) -> None:
-        check_job_limits(spec, settings.jobs, data_dir=settings.data_dir, allow_download=settings.allow_download)
+    def check(request: JobRequest) -> object:
+        return admit_job(request, settings.jobs, data_dir=settings.data_dir, allow_download=settings.allow_download)
 
     sweep = advance.create_sweep(session, body, check=check, owner=owner_of(principal))
     session.commit()

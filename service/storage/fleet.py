@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, and_
 from sqlalchemy.orm import Session
 
+from service.jobspec.status import JobStatus
 from service.storage.jobs import recent_workers
-from service.storage.orm import Job, JobStatus, Worker
+from service.storage.orm import Job, Worker
 
 
 @dataclass(frozen=True)

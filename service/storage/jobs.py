@@ -9,11 +9,12 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker, undefer
 
 from service.errors import Conflict, NotFound
+from service.jobspec.spec import JobSpec
+from service.jobspec.status import JobStatus
 from service.records import History, StepRecord
 from service.storage.db import begin_write, utcnow
-from service.storage.orm import Checkpoint, EpochMetric, Job, JobEvent, JobStatus, LossPoint, SweepTrial, Worker
+from service.storage.orm import Checkpoint, EpochMetric, Job, JobEvent, LossPoint, SweepTrial, Worker
 from service.training.downsample import minmax_indices
-from service.training.spec import JobSpec, resolve_defaults
 
 
 def add_event(session: Session, job: Job, *, kind: str, payload: dict[str, Any]) -> JobEvent:
@@ -39,19 +40,18 @@ class Owner:
 
 
 def create_job(session: Session, *, spec: JobSpec, priority: int = 0, owner: Owner = Owner()) -> Job:
-    """Queue a job for `spec` (the book's defaults filled in); higher priority runs first."""
-    resolved = resolve_defaults(spec)
+    """Queue a job for the resolved `spec`, stored as it is; higher priority runs first."""
     job = Job(
         owner_token_id=owner.token_id,
         owner_name=owner.name,
         client_address=owner.address,
         status=JobStatus.queued,
-        spec=resolved.model_dump(mode="json"),
+        spec=spec.model_dump(mode="json"),
         priority=priority,
         created_at=utcnow(),
-        total_epochs=resolved.epochs,
-        device=resolved.device,
-        processes=resolved.processes,
+        total_epochs=spec.epochs,
+        device=spec.device,
+        processes=spec.processes,
     )
     session.add(job)
     session.flush()

@@ -3,7 +3,6 @@
 History rows convert to and from the training engine's records here, the one place the two meet.
 """
 
-import enum
 from dataclasses import asdict, fields
 from datetime import datetime
 from typing import Any, ClassVar, Generic, Self, TypeVar, cast
@@ -24,27 +23,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from service.jobspec.spec import JobSpec
+from service.jobspec.status import JobStatus, SweepStatus
 from service.records import EpochRecord, StepRecord
 from service.storage.db import Base, UTCDateTime, utcnow
 
 # BIGINT on PostgreSQL, but INTEGER on SQLite so that it is the rowid (autoincrement).
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 JSONValue = dict[str, Any]
-
-
-class JobStatus(enum.StrEnum):
-    """A job's lifecycle: queued -> running -> succeeded | failed | cancelled (running -> queued on requeue)."""
-
-    queued = "queued"
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-    cancelled = "cancelled"
-
-    @property
-    def finished(self) -> bool:
-        """Whether the job has reached a final status."""
-        return self in (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
 
 
 def _fk(target: str) -> Any:
@@ -131,6 +117,10 @@ class Job(Base):
     # placement (copied from the spec, so that a claim can filter on them): only a worker that can run it claims it
     device: Mapped[str] = mapped_column(String(8), default="auto", server_default="auto")  # cpu, cuda or auto
     processes: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+    def read_spec(self) -> JobSpec:
+        """The stored spec as the resolved type it was stored as (see JobSpec on rows older than a field)."""
+        return JobSpec.model_validate(self.spec)
 
 
 class ApiToken(Base):
@@ -260,15 +250,6 @@ class Worker(Base):
     device_name: Mapped[str | None] = mapped_column(String(255))
     device_memory: Mapped[int | None] = mapped_column(BigInteger)  # bytes (a GPU's, or the host's RAM)
     device_count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")  # GPUs, or CPU cores
-
-
-class SweepStatus(enum.StrEnum):
-    """A sweep's lifecycle: running -> succeeded | failed (too many failed trials) | cancelled; PATCH reopens."""
-
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-    cancelled = "cancelled"
 
 
 class Sweep(Base):

@@ -6,9 +6,10 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from service.errors import NotFound
+from service.jobspec.spec import JobSpec
+from service.jobspec.status import JobStatus, SweepStatus
 from service.storage.jobs import Owner, create_job
-from service.storage.orm import EpochMetric, Job, JobEvent, JobStatus, Sweep, SweepStatus, SweepTrial
-from service.training.spec import JobSpec
+from service.storage.orm import EpochMetric, Job, JobEvent, Sweep, SweepTrial
 
 ACTIVE = (JobStatus.queued, JobStatus.running)
 

@@ -13,14 +13,16 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session
 
 from service.errors import Conflict, InvalidInput
+from service.jobspec.paths import with_values
+from service.jobspec.spec import JobRequest
+from service.jobspec.status import JobStatus, SweepStatus
 from service.storage import sweeps as store
 from service.storage.db import begin_write, utcnow
 from service.storage.jobs import Owner, request_cancel
-from service.storage.orm import JobStatus, Sweep, SweepStatus, SweepTrial
+from service.storage.orm import Sweep, SweepTrial
 from service.sweeps.definition import SweepDefinition
-from service.sweeps.space import Space, apply_params
+from service.sweeps.space import Space
 from service.sweeps.study import TrialView, ask_params
-from service.training.spec import JobSpec
 
 DEFAULT_MAX_TRIALS = 20
 MAX_GRID_POINTS = 10_000
@@ -72,7 +74,7 @@ def grid_size(space: Space) -> int:
 
 
 def create_sweep(
-    session: Session, definition: SweepDefinition, *, check: Callable[[JobSpec], None], owner: Owner | None = None
+    session: Session, definition: SweepDefinition, *, check: Callable[[JobRequest], object], owner: Owner | None = None
 ) -> Sweep:
     """Validate the space against the job spec (`check` applies the server's limits), store the sweep and
     queue its first trials. InvalidInput naming the path on any problem."""
@@ -129,7 +131,7 @@ def _advance_locked(session: Session, sweep: Sweep) -> list[SweepTrial]:
     added: list[SweepTrial] = []
     for _ in range(max(room, 0)):
         params = ask_params(sweep, space, trials, sweep.trials_asked)
-        spec = JobSpec.model_validate(apply_params(sweep.base, params))
+        spec = JobRequest.model_validate(with_values(sweep.base, params)).resolve()  # this trial's admission
         trial = store.add_trial(session, sweep, spec=spec, params=params)
         trials.append(TrialView(trial.number, trial.job_id, params, JobStatus.queued, None, {}))
         added.append(trial)

@@ -6,9 +6,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session
 
 from service.errors import InvalidInput, describe_validation_errors
+from service.jobspec.paths import PathError, field_annotation, with_values
+from service.jobspec.spec import JobRequest
 from service.storage.jobs import get_job
-from service.sweeps.space import Scalar, apply_params, field_annotation
-from service.training.spec import JobSpec
+from service.sweeps.space import Scalar
 
 
 class CloneRequest(BaseModel):
@@ -22,15 +23,16 @@ class CloneRequest(BaseModel):
     priority: int = Field(0, ge=-1000, le=1000)
 
 
-def cloned_spec(session: Session, job_id: int, overrides: dict[str, Any]) -> JobSpec:
-    """The spec of job `job_id` with `overrides` applied; NotFound if no such job, InvalidInput naming a bad path."""
+def cloned_spec(session: Session, job_id: int, overrides: dict[str, Any]) -> JobRequest:
+    """The stored spec of job `job_id` with `overrides` applied, as a request (an override of null asks for the
+    book's default again); NotFound if no such job, InvalidInput naming a bad path."""
     spec = get_job(session, job_id).spec
     for path in overrides:
         try:
             field_annotation(path)
-        except InvalidInput as exc:
-            raise InvalidInput(exc.detail.replace("space.", "overrides.", 1)) from None
+        except PathError as exc:
+            raise InvalidInput(f"overrides.{path}: {exc}") from None
     try:
-        return JobSpec.model_validate(apply_params(spec, overrides))
+        return JobRequest.model_validate(with_values(spec, overrides))
     except ValidationError as exc:
         raise InvalidInput(f"overrides: {describe_validation_errors(exc.errors())}") from None

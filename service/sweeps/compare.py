@@ -1,13 +1,36 @@
-"""Jobs side by side: histories aligned by step and epoch, and the spec fields that differ."""
+"""Jobs side by side, for `GET /compare` and the dashboard alike: which jobs (one parser, one limit), their
+histories aligned by step and epoch, and the spec fields that differ."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from service.errors import InvalidInput
+from service.jobspec.paths import diff
 from service.storage.jobs import get_history, get_job
 
 EPOCH_FIELDS = ("train_loss", "train_acc", "test_loss", "test_acc", "lr")
+MAX_COMPARED = 16  # jobs in one comparison
+MAX_JOB_ID = 2**63 - 1
+PARAMETER = "jobs (query parameter)"
+
+
+def parse_job_ids(values: Sequence[str]) -> list[int]:
+    """Job ids from `1,2,3` or repeated `jobs=` values, in order; InvalidInput naming the parameter when one is
+    not a job id, one repeats, or there are more than MAX_COMPARED (none is allowed: the caller decides)."""
+    try:
+        ids = [int(part) for value in values for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise InvalidInput(f"{PARAMETER}: {','.join(values)!r} is not a comma-separated list of job ids") from None
+    if len(ids) > MAX_COMPARED:
+        raise InvalidInput(f"{PARAMETER}: give 1 to {MAX_COMPARED} job ids, not {len(ids)}")
+    if any(not 1 <= i <= MAX_JOB_ID for i in ids):
+        raise InvalidInput(f"{PARAMETER}: job ids are positive 64-bit integers")
+    if len(set(ids)) != len(ids):
+        raise InvalidInput(f"{PARAMETER}: a job id repeats")
+    return ids
 
 
 class StepRow(BaseModel):
@@ -30,23 +53,10 @@ class Comparison(BaseModel):
     epochs: list[EpochRow]
 
 
-def flatten(spec: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A nested spec as dotted path -> value."""
-    out: dict[str, Any] = {}
-    for key, value in spec.items():
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def compare_jobs(session: Session, job_ids: list[int]) -> Comparison:
     """Compare the jobs `job_ids`; NotFound naming the first that does not exist."""
     jobs = [get_job(session, job_id) for job_id in job_ids]
-    specs = [flatten(job.spec) for job in jobs]
-    paths = sorted(set().union(*specs))
-    differing = {p: [s.get(p) for s in specs] for p in paths if len({repr(s.get(p)) for s in specs}) > 1}
+    differing = diff([job.spec for job in jobs])
     histories = [get_history(session, job_id).records() for job_id in job_ids]
     losses = [{r.step: r.loss for r in h.steps} for h in histories]
     epochs = [{r.epoch: r for r in h.epochs} for h in histories]

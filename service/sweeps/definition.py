@@ -4,7 +4,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from service.training.spec import JobSpec
+from service.jobspec.spec import JobRequest
 
 SamplerName = Literal["grid", "random", "tpe"]
 MetricName = Literal["test_acc", "test_loss", "train_acc", "train_loss"]
@@ -50,7 +50,7 @@ class SweepDefinition(BaseModel):
     )
 
     name: str = Field("sweep", min_length=1, max_length=200)
-    base: JobSpec
+    base: JobRequest
     space: dict[str, dict[str, Any]] = Field(
         description='Dotted spec path -> {"values": [...]}, {"low": a, "high": b, "log": bool, "step": s, '
         '"count": n} or {"choices": [...]}.',

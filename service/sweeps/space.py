@@ -1,10 +1,9 @@
 """A sweep's search space: dotted job-spec paths mapped to value lists, ranges or choices.
 
-Every path is checked against `JobSpec` (an unknown field or a whole group is refused, naming the path), and
+Every path is checked against the job spec (an unknown field or a whole group is refused, naming the path), and
 every value a sampler could propose is validated as part of a job spec before the sweep is stored.
 """
 
-import copy
 import itertools
 import math
 import types
@@ -16,7 +15,8 @@ import optuna
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from service.errors import InvalidInput, describe_validation_errors
-from service.training.spec import JobSpec
+from service.jobspec.paths import PathError, field_annotation, with_values
+from service.jobspec.spec import JobRequest
 
 Scalar = bool | int | float | str
 Params = dict[str, Scalar]
@@ -64,44 +64,17 @@ class Dimension(BaseModel):
         return self.values if self.values is not None else self.choices
 
 
-def field_annotation(path: str) -> Any:
-    """The annotation of the JobSpec field at dotted `path`; InvalidInput naming the path if there is none."""
-    model: type[BaseModel] = JobSpec
-    parts = path.split(".")
-    annotation: Any = None
-    for depth, part in enumerate(parts):
-        field = model.model_fields.get(part)
-        if field is None:
-            known = ", ".join(sorted(model.model_fields))
-            raise InvalidInput(f"space.{path}: {'.'.join(parts[: depth + 1])!r} is not a job spec field ({known})")
-        annotation = field.annotation
-        nested = isinstance(annotation, type) and issubclass(annotation, BaseModel)
-        if depth < len(parts) - 1 and not nested:
-            raise InvalidInput(f"space.{path}: {'.'.join(parts[: depth + 1])!r} has no fields inside")
-        if depth == len(parts) - 1 and nested:
-            example = f"{path}.{next(iter(annotation.model_fields))}"
-            raise InvalidInput(f"space.{path}: name one field of the group (such as {example})")
-        if nested:
-            model = annotation
-    return annotation
+def _annotation(path: str) -> Any:
+    try:
+        return field_annotation(path)
+    except PathError as exc:
+        raise InvalidInput(f"space.{path}: {exc}") from None
 
 
 def _is_int_field(annotation: Any) -> bool:
     members = typing.get_args(annotation) if typing.get_origin(annotation) in (Union, types.UnionType) else ()
     kinds = set(members) or {annotation}
     return int in kinds and float not in kinds
-
-
-def apply_params(base: dict[str, Any], params: Params) -> dict[str, Any]:
-    """A copy of the spec `base` (JSON) with each dotted path in `params` set to its value."""
-    spec = copy.deepcopy(base)
-    for path, value in params.items():
-        *groups, leaf = path.split(".")
-        target = spec
-        for group in groups:
-            target = target.setdefault(group, {})
-        target[leaf] = value
-    return spec
 
 
 class Space:
@@ -111,7 +84,7 @@ class Space:
         if not dimensions:
             raise InvalidInput("space: name at least one spec field to search")
         self.dimensions = dimensions
-        self.integer = {path: _is_int_field(field_annotation(path)) for path in dimensions}
+        self.integer = {path: _is_int_field(_annotation(path)) for path in dimensions}
         for path, dim in dimensions.items():
             if self.integer[path] and dim.low is not None:
                 numbers = [dim.low, dim.high] + ([dim.step] if dim.step is not None else [])
@@ -129,13 +102,13 @@ class Space:
                 raise InvalidInput(f"space.{path}: {describe_validation_errors(exc.errors())}") from None
         return cls(dimensions)
 
-    def check_values(self, base: dict[str, Any], check: Callable[[JobSpec], None]) -> None:
+    def check_values(self, base: dict[str, Any], check: Callable[[JobRequest], object]) -> None:
         """Validate, as a job spec derived from `base`, every listed value and both ends of every range."""
         for path, dim in self.dimensions.items():
             candidates = dim.listed if dim.listed is not None else self._ends(path, dim)
             for value in candidates:
                 try:
-                    spec = JobSpec.model_validate(apply_params(base, {path: value}))
+                    spec = JobRequest.model_validate(with_values(base, {path: value}))
                 except ValidationError as exc:
                     raise InvalidInput(f"space.{path}: {value!r}: {describe_validation_errors(exc.errors())}") from None
                 try:

@@ -15,7 +15,8 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from service.storage.orm import JobStatus, Sweep
+from service.jobspec.status import JobStatus
+from service.storage.orm import Sweep
 from service.sweeps.definition import PrunerSpec
 from service.sweeps.space import Params, Space
 

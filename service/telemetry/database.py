@@ -8,9 +8,10 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import list_models
+from models.catalog import list_models
+from service.jobspec.status import JobStatus
 from service.storage.db import utcnow
-from service.storage.orm import Job, JobStatus, Worker
+from service.storage.orm import Job, Worker
 
 DURATION_BUCKETS = (10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 43200.0, 86400.0)
 

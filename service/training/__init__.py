@@ -20,7 +20,6 @@ from service.training.records import (
     Checkpoint,
     DownloadProgress,
     FitResult,
-    FitStatus,
     Progress,
     RunInfo,
 )
@@ -33,7 +32,6 @@ __all__ = [
     "DownloadProgress",
     "EpochRecord",
     "FitResult",
-    "FitStatus",
     "LoadedCheckpoint",
     "Progress",
     "RunInfo",

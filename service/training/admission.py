@@ -4,15 +4,15 @@ from pathlib import Path
 
 from service.config import JobLimits
 from service.errors import DatasetUnavailable, InvalidInput
+from service.jobspec.spec import JobRequest, JobSpec
 from service.training.architectures import input_problem
 from service.training.datasets import check_dataset_available, get_dataset_info
-from service.training.spec import JobSpec, resolve_defaults
 
 
-def check_job_limits(spec: JobSpec, limits: JobLimits, *, data_dir: Path, allow_download: bool) -> None:
-    """InvalidInput naming the field when the spec exceeds a configured limit or cannot run here."""
-    resolved = resolve_defaults(spec)
-    assert resolved.epochs is not None and resolved.batch_size is not None and resolved.resize is not None
+def admit_job(request: JobRequest, limits: JobLimits, *, data_dir: Path, allow_download: bool) -> JobSpec:
+    """The resolved spec of `request` (made here, once, and stored as it is); InvalidInput naming the field when it
+    exceeds a configured limit or cannot run here."""
+    resolved = request.resolve()
     if resolved.epochs > limits.max_epochs:
         raise InvalidInput(f"epochs: {resolved.epochs} is above the limit of {limits.max_epochs} (max_epochs)")
     if resolved.batch_size > limits.max_batch_size:
@@ -29,10 +29,11 @@ def check_job_limits(spec: JobSpec, limits: JobLimits, *, data_dir: Path, allow_
             f"{resolved.batch_size} evenly; choose a batch_size divisible by {resolved.processes}"
         )
     try:
-        check_dataset_available(spec.dataset, data_dir, allow_download)
+        check_dataset_available(resolved.dataset, data_dir, allow_download)
     except DatasetUnavailable as exc:
         raise DatasetUnavailable(f"dataset: {exc.detail}") from None
-    in_channels = get_dataset_info(spec.dataset).in_channels
-    problem = input_problem(spec.architecture, resolved.resize, in_channels)
+    in_channels = get_dataset_info(resolved.dataset).in_channels
+    problem = input_problem(resolved.architecture, resolved.resize, in_channels)
     if problem is not None:
-        raise InvalidInput(f"resize: {resolved.resize} is too small for {spec.architecture} ({problem})")
+        raise InvalidInput(f"resize: {resolved.resize} is too small for {resolved.architecture} ({problem})")
+    return resolved

@@ -5,7 +5,9 @@ from functools import lru_cache
 
 from torch import nn
 
-from models import LayerSummary, build_model, count_parameters, get_model_info, list_models, summarize
+from models.catalog import get_model_info, list_models
+from models.registry import build_model, count_parameters
+from models.summary import LayerSummary, summarize
 from service.errors import InvalidInput, NotFound
 
 

@@ -15,7 +15,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
-from models import build_model
+from models.registry import build_model
 from service.errors import CheckpointError
 from service.records import EpochRecord
 

@@ -16,12 +16,12 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.multiprocessing.spawn import ProcessContext, start_processes
 
+from service.jobspec.spec import JobSpec
 from service.records import StepRecord
 from service.training.engine import fit
 from service.training.group import Group
 from service.training.records import Callbacks, FitResult
 from service.training.runtime import resolve_device
-from service.training.spec import JobSpec
 
 log = logging.getLogger(__name__)
 

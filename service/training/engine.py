@@ -7,25 +7,35 @@ so a checkpoint (weights, optimizer, RNG, counters, partial-epoch sums) is all a
 
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch.nn import functional as F
 
+from service.jobspec.spec import JobSpec
+from service.jobspec.status import FitStatus
 from service.records import EpochRecord, StepRecord
 from service.training.checkpoints import CheckpointContents, encode_checkpoint, read_checkpoint
 from service.training.datasets import ImageData, load_dataset, preprocess
 from service.training.group import Group, GroupCallbacks
-from service.training.records import Callbacks, Checkpoint, FitResult, FitStatus, Progress
+from service.training.records import Callbacks, Checkpoint, FitResult, Progress
 from service.training.run import Run, build_run, checkpoint_meta, restore_run, run_info
 from service.training.runtime import make_runtime, resolve_device
 from service.training.schedules import lr_at
-from service.training.spec import JobSpec, resolve_defaults
 
 PROGRESS_SECONDS = 0.5  # at most this often through on_progress
 # A cross-entropy this large means logits thousands apart: the weights have blown up even if still finite
 # (BatchNorm and saturated sigmoids keep the LeNets finite at absurd learning rates).
 DIVERGED_LOSS = 1e4
+
+
+@dataclass(frozen=True)
+class Halt:
+    """Why training ended or paused: how `fit()` ends, in words."""
+
+    status: FitStatus
+    message: str
 
 
 def fit(
@@ -39,13 +49,12 @@ def fit(
     group: Group | None = None,
     dataset_mirror: str | None = None,
 ) -> FitResult:
-    """Train `spec` (defaults resolved here) to the end, a cooperative stop, or divergence.
+    """Train the resolved `spec` to the end, a cooperative stop, or divergence.
 
     With `group`, this process is one rank of a data-parallel run (see training/group.py).
     With `allow_download`, missing dataset files are fetched first (from `dataset_mirror` when given), with
     progress through `callbacks.on_download`.
     """
-    spec = resolve_defaults(spec)
     callbacks = callbacks or Callbacks()
     contents: CheckpointContents | None = read_checkpoint(resume_from) if resume_from is not None else None
     splits = load_dataset(
@@ -72,18 +81,18 @@ def _train(run: Run) -> FitResult:
     last: Checkpoint | None = None
     while run.state.epoch < run.plan.epochs:
         halt = train_epoch(run)
-        if halt is not None and halt.startswith("diverged"):
-            return _result(run, "diverged", halt, history, last)
+        if halt is not None and halt.status is FitStatus.diverged:
+            return _result(run, halt, history, last)
         if halt is not None:
             last = _emit_checkpoint(run, None)
-            return _result(run, "stopped", halt, history, last)
+            return _result(run, halt, history, last)
         record = _finish_epoch(run)
         history.append(record)
         last = _emit_checkpoint(run, record)
         if run.state.epoch < run.plan.epochs and run.callbacks.should_stop():
-            return _result(run, "stopped", f"stopped after epoch {run.state.epoch}", history, last)
+            return _result(run, Halt(FitStatus.stopped, f"stopped after epoch {run.state.epoch}"), history, last)
     message = f"completed {run.state.epoch} epochs, {run.state.step} steps"
-    return _result(run, "completed", message, history, last)
+    return _result(run, Halt(FitStatus.completed, message), history, last)
 
 
 def _epoch_order(seed: int, epoch: int, n: int, device: torch.device) -> torch.Tensor:
@@ -92,7 +101,7 @@ def _epoch_order(seed: int, epoch: int, n: int, device: torch.device) -> torch.T
     return torch.randperm(n, generator=generator).to(device)
 
 
-def train_epoch(run: Run) -> str | None:
+def train_epoch(run: Run) -> Halt | None:
     """Train the rest of the current epoch; return None when it ends, else why it halted (stop/divergence)."""
     state, plan = run.state, run.plan
     epoch = state.epoch + 1
@@ -102,7 +111,9 @@ def train_epoch(run: Run) -> str | None:
     try:
         for batch in range(state.batches_done, plan.steps_per_epoch):
             if run.callbacks.should_stop():
-                return _flush(run, pending, epoch) or f"stopped at epoch {epoch}, step {state.step}"
+                return _flush(run, pending, epoch) or Halt(
+                    FitStatus.stopped, f"stopped at epoch {epoch}, step {state.step}"
+                )
             index = order[batch * plan.batch_size : (batch + 1) * plan.batch_size]
             state.lr = lr_at(
                 run.spec.scheduler,
@@ -155,7 +166,7 @@ def _train_step(run: Run, index: torch.Tensor, lr: float) -> torch.Tensor:
     return loss
 
 
-def _flush(run: Run, pending: list[tuple[int, int, int, torch.Tensor]], epoch: int) -> str | None:
+def _flush(run: Run, pending: list[tuple[int, int, int, torch.Tensor]], epoch: int) -> Halt | None:
     """Sync buffered losses to the host: report divergence, else emit the due StepRecords."""
     if not pending:
         return None
@@ -164,7 +175,7 @@ def _flush(run: Run, pending: list[tuple[int, int, int, torch.Tensor]], epoch: i
     for (step, before, after, _), loss in zip(pending, losses, strict=True):
         if not math.isfinite(loss) or loss > DIVERGED_LOSS:
             pending.clear()
-            return f"diverged at epoch {epoch}, step {step} (loss={loss})"
+            return Halt(FitStatus.diverged, f"diverged at epoch {epoch}, step {step} (loss={loss})")
         if after // log_every > before // log_every or step == run.plan.total_steps:
             run.callbacks.on_step(StepRecord(step=step, epoch=epoch, examples_seen=after, loss=loss))
     pending.clear()
@@ -246,12 +257,10 @@ def _emit_checkpoint(run: Run, record: EpochRecord | None) -> Checkpoint:
     return checkpoint
 
 
-def _result(
-    run: Run, status: FitStatus, message: str, history: list[EpochRecord], last: Checkpoint | None
-) -> FitResult:
+def _result(run: Run, halt: Halt, history: list[EpochRecord], last: Checkpoint | None) -> FitResult:
     return FitResult(
-        status=status,
-        message=message,
+        status=halt.status,
+        message=halt.message,
         epochs_completed=run.state.epoch,
         step=run.state.step,
         final_metrics=run.state.last,

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from service.errors import InvalidInput
-from service.training.spec import OptimizerSpec
+from service.jobspec.spec import OptimizerSpec
 
 Rule = Callable[[list[Tensor], list[dict[str, Any]], dict[str, Any]], None]
 
@@ -122,10 +122,8 @@ def _check(spec: OptimizerSpec) -> None:
 
 
 def build_optimizer(params: Iterable[Tensor], spec: OptimizerSpec) -> torch.optim.Optimizer:
-    """The optimizer a job asks for, at learning rate `spec.lr` (which must be resolved)."""
+    """The optimizer a job asks for, at the resolved learning rate `spec.lr`."""
     _check(spec)
-    if spec.lr is None:
-        raise InvalidInput("the optimizer's learning rate is not set; resolve the spec first")
     lr, wd = spec.lr, spec.weight_decay
     if spec.implementation == "scratch":
         hyperparams = {**spec.model_dump(exclude={"name", "implementation"}), "lr": lr}

@@ -4,11 +4,9 @@ The step and epoch records themselves are in service/records.py, shared with sto
 """
 
 from dataclasses import dataclass, field
-from typing import Literal
 
+from service.jobspec.status import FitStatus
 from service.records import EpochRecord, StepRecord
-
-FitStatus = Literal["completed", "stopped", "diverged"]
 
 
 @dataclass(frozen=True)

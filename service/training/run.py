@@ -10,8 +10,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from models import build_model, count_parameters
+from models.registry import build_model, count_parameters
 from service.errors import CheckpointError, InvalidInput
+from service.jobspec.spec import JobSpec
 from service.records import EpochRecord
 from service.training.checkpoints import CheckpointContents, check_weights, epoch_record_json, optimizer_state
 from service.training.datasets import ImageData, Splits
@@ -19,7 +20,6 @@ from service.training.group import Group, data_parallel, sync_batchnorm
 from service.training.optimizers import build_optimizer
 from service.training.records import Callbacks, RunInfo
 from service.training.runtime import Runtime, prepare_model
-from service.training.spec import JobSpec
 
 # Read from the installed metadata: importing torchvision only for its version costs each worker ~2 s at start.
 TORCHVISION_VERSION = version("torchvision")
@@ -107,10 +107,7 @@ def _steps_per_epoch(n: int, batch_size: int) -> int:
 
 
 def make_plan(spec: JobSpec, train_size: int) -> Plan:
-    """The resolved numbers of a spec that went through `resolve_defaults`."""
-    if None in (spec.epochs, spec.batch_size, spec.resize, spec.log_every, spec.optimizer.lr):
-        raise InvalidInput("the job spec is not resolved; call resolve_defaults first")
-    assert spec.epochs and spec.batch_size and spec.resize and spec.log_every and spec.optimizer.lr
+    """The numbers a run follows, from the resolved spec and the training set's size."""
     steps = _steps_per_epoch(train_size, spec.batch_size)
     if steps == 0:
         raise InvalidInput(f"the training set has {train_size} examples: too few for one batch")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from models import get_model_info
+from models.catalog import get_model_info
 from service.errors import InvalidInput
 
 

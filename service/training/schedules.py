@@ -2,7 +2,7 @@
 
 import math
 
-from service.training.spec import SchedulerSpec
+from service.jobspec.spec import SchedulerSpec
 
 
 def lr_at(spec: SchedulerSpec, *, base_lr: float, step: int, steps_per_epoch: int, epochs: int) -> float:

@@ -7,9 +7,10 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from service.api.deps import JobDep, SessionDep, SettingsDep
-from service.errors import InvalidInput
+from service.jobspec.paths import flatten
+from service.jobspec.status import JobStatus
 from service.storage import jobs
-from service.storage.orm import JobStatus
+from service.sweeps.compare import compare_jobs, parse_job_ids
 from service.training.architectures import catalogue, layer_table
 from service.web import views
 from service.web.access import PAGE_JOBS_READ, PAGE_JOBS_WRITE, PAGE_LAB
@@ -17,7 +18,6 @@ from service.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 20
-MAX_COMPARED = 8
 MAX_TEST_INDEX = 59_999
 Status = Annotated[JobStatus | None, Query()]
 PageNumber = Annotated[int, Query(ge=1, le=10**9)]
@@ -66,7 +66,7 @@ def job_page(request: Request, job: JobDep, session: SessionDep) -> HTMLResponse
         "job.html",
         job=job,
         row=views.job_row(job),
-        spec=views.flatten_spec(job.spec),
+        spec=flatten(job.spec),
         checkpoints=[(c, c.id == best) for c in kept],
         events=events,
         last_event_id=events[-1].id if events else 0,
@@ -87,13 +87,11 @@ def compare_page(
     jobs_: Annotated[list[str], Query(alias="jobs")] = [],  # noqa: B006
 ) -> HTMLResponse:
     """Runs overlaid: the spec fields that differ and each run's final and best metrics (curves drawn by JS)."""
-    try:
-        ids = views.parse_job_ids(jobs_, limit=MAX_COMPARED)
-    except ValueError as exc:
-        raise InvalidInput(f"jobs: {exc}") from None
+    ids = parse_job_ids(jobs_)
+    comparison = compare_jobs(session, ids)
     found = [jobs.get_job(session, i) for i in ids]
     outcomes = [views.outcome(jobs.read_history(session, j.id)[0]) for j in found]
-    differing = views.differing_fields([j.spec for j in found])
+    differing = list(comparison.differing.items())
     rows = list(zip(found, outcomes, strict=True))
     return render(request, "compare.html", jobs=found, ids=ids, rows=rows, differing=differing)
 

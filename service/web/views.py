@@ -7,12 +7,12 @@ from typing import Any
 
 from PIL import Image
 
-from models import list_models
+from models.catalog import list_models
 from service.errors import NotFound
+from service.jobspec.spec import BOOK_BATCH_SIZE, BOOK_EPOCHS
 from service.records import EpochRecord, History
 from service.storage.orm import Job
 from service.training.datasets import load_dataset
-from service.training.spec import BOOK_BATCH_SIZE, BOOK_EPOCHS
 
 
 @dataclass(frozen=True)
@@ -45,25 +45,6 @@ def job_row(job: Job) -> JobRow:
         created_at=job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
         owner=job.owner_name,
     )
-
-
-def flatten_spec(spec: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """The spec as dotted field names (`optimizer.lr`) and their values."""
-    flat: dict[str, Any] = {}
-    for key, value in spec.items():
-        if isinstance(value, dict):
-            flat |= flatten_spec(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def differing_fields(specs: list[dict[str, Any]]) -> list[tuple[str, list[Any]]]:
-    """The spec fields whose values are not the same in every spec, with each spec's value (None: absent)."""
-    flats = [flatten_spec(s) for s in specs]
-    keys = sorted({k for f in flats for k in f})
-    rows = [(k, [f.get(k) for f in flats]) for k in keys]
-    return [(k, values) for k, values in rows if any(v != values[0] for v in values)]
 
 
 @dataclass(frozen=True)
@@ -100,22 +81,6 @@ def book_presets() -> dict[str, dict[str, Any]]:
         }
         for m in list_models()
     }
-
-
-def parse_job_ids(values: list[str], *, limit: int) -> list[int]:
-    """Job ids from `jobs=1,2,3` or repeated `jobs=` parameters, in order, without repeats; ValueError if bad."""
-    ids: list[int] = []
-    for value in values:
-        for part in value.split(","):
-            if part.strip():
-                number = int(part)
-                if not 1 <= number < 2**63:
-                    raise ValueError(f"{part!r} is not a job id")
-                if number not in ids:
-                    ids.append(number)
-    if len(ids) > limit:
-        raise ValueError(f"compare at most {limit} jobs at once, got {len(ids)}")
-    return ids
 
 
 def sample_png(dataset: str, data_dir: Path, index: int) -> bytes:

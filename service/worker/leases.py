@@ -14,10 +14,11 @@ from sqlalchemy import Select, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.errors import LeaseLost
+from service.jobspec.status import JobStatus
 from service.storage.db import begin_write, utcnow
 from service.storage.fleet import Capabilities, runnable_by
 from service.storage.jobs import add_status_event
-from service.storage.orm import Job, JobStatus, Worker
+from service.storage.orm import Job, Worker
 
 
 @dataclass(frozen=True)

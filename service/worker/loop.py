@@ -19,15 +19,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
 from service.errors import LeaseLost
+from service.jobspec.spec import JobSpec
+from service.jobspec.status import FitStatus, JobStatus, StopReason
 from service.storage.db import make_engine, make_session_factory
 from service.storage.fleet import Capabilities
-from service.storage.orm import Job, JobStatus
+from service.storage.orm import Job
 from service.storage.sweeps import sweeps_wanting_trials, trial_of_job
 from service.sweeps import advance_sweep
 from service.telemetry.logs import job_context
 from service.training import FitResult, fit
 from service.training.group import Group
-from service.training.spec import JobSpec, resolve_defaults
 from service.worker.attempts import result_summary, start_attempt
 from service.worker.capabilities import worker_capabilities
 from service.worker.heartbeat import Heartbeat
@@ -128,7 +129,7 @@ class JobWorker:
     def run_job(self, job: Job, lease: Lease) -> None:
         """Train the claimed job from its last checkpoint (in this process, or across its ranks) and end it."""
         try:
-            spec = resolve_defaults(JobSpec.model_validate(job.spec))
+            spec = job.read_spec()
             resume_from = self._prepare_resume(lease)
         except (LeaseLost, SQLAlchemyError):
             raise
@@ -161,7 +162,7 @@ class JobWorker:
 
     def _train(
         self, spec: JobSpec, lease: Lease, resume_from: bytes | None, *, device: str, group: Group | None
-    ) -> tuple[FitResult, str | None]:
+    ) -> tuple[FitResult, StopReason | None]:
         """Run `fit()` with the recorder while a heartbeat holds the lease; return the result and stop reason."""
         lease_seconds = self.settings.queue.lease_seconds
         interval = min(lease_seconds / 3, self.settings.queue.poll_seconds)
@@ -172,7 +173,7 @@ class JobWorker:
                 heartbeat=heartbeat,
                 shutdown=self.shutdown,
                 keep_checkpoints=self.settings.queue.keep_checkpoints,
-                batch_size=spec.batch_size or 1,
+                batch_size=spec.batch_size,
             )
             result = fit(
                 spec,
@@ -193,19 +194,19 @@ class JobWorker:
             session.commit()
         return checkpoint.data if checkpoint else None
 
-    def _conclude(self, lease: Lease, result: FitResult, stop_reason: str | None) -> None:
-        if result.status == "completed":
+    def _conclude(self, lease: Lease, result: FitResult, stop_reason: StopReason | None) -> None:
+        if result.status is FitStatus.completed:
             summary = result_summary(
                 result.final_metrics, result.best_metrics, epochs=result.epochs_completed, steps=result.step
             )
             self._finish(lease, JobStatus.succeeded, reason=result.message, result=summary)
-        elif result.status == "diverged":
+        elif result.status is FitStatus.diverged:
             self._finish(lease, JobStatus.failed, reason="training diverged", error=result.message)
-        elif stop_reason == "cancelled":
+        elif stop_reason is StopReason.cancelled:
             self._finish(lease, JobStatus.cancelled, reason=f"cancel requested; {result.message}")
-        elif stop_reason == "pruned":
+        elif stop_reason is StopReason.pruned:
             self._finish(lease, JobStatus.cancelled, reason=f"pruned by its sweep; {result.message}")
-        elif stop_reason == "shutdown":
+        elif stop_reason is StopReason.shutdown:
             with self.session_factory() as session:
                 requeue_job(session, lease, reason=f"worker shutting down; {result.message}")
                 session.commit()

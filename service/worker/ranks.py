@@ -19,12 +19,13 @@ from torch.multiprocessing.spawn import ProcessContext, ProcessException, start_
 
 from service.config import Settings
 from service.errors import LeaseLost
+from service.jobspec.spec import JobSpec
+from service.jobspec.status import JobStatus
 from service.storage.db import make_engine, make_session_factory
 from service.storage.jobs import add_status_event
-from service.storage.orm import Job, JobStatus
+from service.storage.orm import Job
 from service.training import fit
 from service.training.distributed import free_port, process_group, rank_device
-from service.training.spec import JobSpec
 from service.worker.leases import Lease, begin_fenced
 
 if TYPE_CHECKING:

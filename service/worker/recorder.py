@@ -6,6 +6,7 @@ import time
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import __version__
+from service.jobspec.status import StopReason
 from service.storage.orm import Job
 from service.sweeps import Decision, judge_epoch
 from service.training import Callbacks, Checkpoint, DownloadProgress, EpochRecord, Progress, RunInfo, StepRecord
@@ -46,16 +47,16 @@ class JobRecorder(Callbacks):
         self.epochs = 0
         self.pruned: Decision | None = None  # set when the sweep's pruner stops this trial
 
-    def stop_reason(self) -> str | None:
-        """Why training should stop now: "lease lost", "cancelled", "pruned", "shutdown", or None to go on."""
+    def stop_reason(self) -> StopReason | None:
+        """Why training should stop now, or None to go on."""
         if self.heartbeat.lost.is_set():
-            return "lease lost"
+            return StopReason.lease_lost
         if self.heartbeat.cancel_requested.is_set():
-            return "cancelled"
+            return StopReason.cancelled
         if self.pruned is not None:
-            return "pruned"
+            return StopReason.pruned
         if self.shutdown.is_set():
-            return "shutdown"
+            return StopReason.shutdown
         return None
 
     def should_stop(self) -> bool:

@@ -13,9 +13,10 @@ from sqlalchemy import func, select
 
 from service.access import Scope
 from service.config import AccessSettings, AuthMode
+from service.jobspec.status import JobStatus
 from service.main import create_app
 from service.storage.db import downgrade_database
-from service.storage.orm import Job, JobStatus
+from service.storage.orm import Job
 from tests.api.auth_helpers import bearer, issue_token, required_settings
 from tests.api.conftest import make_client, make_settings
 

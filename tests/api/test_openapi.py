@@ -42,7 +42,7 @@ def test_closed_sets_are_enums(document):
     schemas = document["components"]["schemas"]
     assert set(schemas["JobCreate"]["properties"]["architecture"]["enum"]) >= {"lenet", "bn_lenet", "resnet18"}
     assert "fashion_mnist" in schemas["JobCreate"]["properties"]["dataset"]["enum"]
-    assert "adam" in schemas["OptimizerSpec"]["properties"]["name"]["enum"]
+    assert "adam" in schemas["OptimizerRequest"]["properties"]["name"]["enum"]
     assert "cosine" in schemas["SchedulerSpec"]["properties"]["name"]["enum"]
 
 

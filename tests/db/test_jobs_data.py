@@ -8,16 +8,17 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.errors import Conflict, NotFound
+from service.jobspec.spec import JobRequest
+from service.jobspec.status import JobStatus
 from service.storage import jobs
 from service.storage.db import make_engine
-from service.storage.orm import Checkpoint, EpochMetric, Job, JobEvent, JobStatus, LossPoint
+from service.storage.orm import Checkpoint, EpochMetric, Job, JobEvent, LossPoint
 from service.training import Checkpoint as TrainingCheckpoint
 from service.training import EpochRecord, StepRecord
-from service.training.spec import JobSpec
 from service.worker.attempts import record_checkpoint, record_epoch
 from service.worker.leases import Lease, claim_next_job, finish_job, register_worker, touch_worker
 
-SPEC = JobSpec(architecture="bn_lenet", dataset="synthetic", epochs=3, batch_size=32)
+SPEC = JobRequest(architecture="bn_lenet", dataset="synthetic", epochs=3, batch_size=32).resolve()
 
 
 def _epoch(epoch: int, test_acc: float) -> EpochRecord:

@@ -9,11 +9,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.access import Scope, hash_secret
 from service.access.bootstrap import BOOTSTRAP_NAME, SUPPLIED_NAME, ensure_admin
 from service.errors import Conflict, InvalidInput, NotFound
+from service.jobspec.spec import JobRequest
 from service.storage import jobs, tokens
 from service.storage.orm import ApiToken, Job
-from service.training.spec import JobSpec
 
-SPEC = JobSpec.model_validate({"architecture": "lenet", "dataset": "fashion_mnist", "epochs": 1})
+SPEC = JobRequest.model_validate({"architecture": "lenet", "dataset": "fashion_mnist", "epochs": 1}).resolve()
 
 
 def test_only_the_hash_of_a_secret_is_stored(session_factory: sessionmaker[Session]) -> None:

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from service.inference.cache import ModelCache, SingleFlight
+from service.jobspec.spec import JobRequest
 from service.training import fit
-from service.training.spec import JobSpec
 from tests.training.recorder import Recorder
 
 THREADS = 8
@@ -17,7 +17,7 @@ THREADS = 8
 
 @pytest.fixture(scope="module")
 def checkpoint_bytes(data_dir: Path) -> bytes:
-    spec = JobSpec(architecture="bn_lenet", epochs=1, train_subset=64, test_subset=32, batch_size=32)
+    spec = JobRequest(architecture="bn_lenet", epochs=1, train_subset=64, test_subset=32, batch_size=32).resolve()
     recorder = Recorder()
     fit(spec, data_dir=data_dir, callbacks=recorder, device="cpu")
     return recorder.checkpoints[-1].data

@@ -10,14 +10,14 @@ import onnx
 import pytest
 import torch
 
-from models.registry import list_models
+from models.catalog import list_models
 from service.inference.backends import OrtModel, ort_session
 from service.inference.batching import forward
 from service.inference.export import CARD_KEY, TOLERANCE, OnnxExport, export_onnx, weights_sha256
+from service.jobspec.spec import JobRequest
 from service.training import fit, load_checkpoint, preprocess
 from service.training.checkpoints import LoadedCheckpoint
 from service.training.datasets import load_dataset
-from service.training.spec import JobSpec
 from tests.training.recorder import Recorder
 
 ARCHITECTURES = [info.name for info in list_models()]
@@ -36,7 +36,7 @@ def exported(request, data_dir: Path) -> tuple[LoadedCheckpoint, OnnxExport]:
 
     ResNet-18 and DenseNet see 48x48 inputs instead of their 96: the same graph, a quarter of the work.
     """
-    spec = JobSpec(
+    spec = JobRequest(
         architecture=request.param,
         epochs=1,
         train_subset=128,
@@ -44,7 +44,7 @@ def exported(request, data_dir: Path) -> tuple[LoadedCheckpoint, OnnxExport]:
         batch_size=32,
         optimizer={"name": "adam", "lr": 0.001},
         resize=48 if request.param in ("resnet18", "densenet") else None,
-    )
+    ).resolve()
     recorder = Recorder()
     fit(spec, data_dir=data_dir, callbacks=recorder, device="cpu")
     loaded = load_checkpoint(recorder.checkpoints[-1].data)

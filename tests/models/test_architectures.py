@@ -3,9 +3,10 @@
 import pytest
 import torch
 
-from models import build_model, count_parameters, summarize
 from models.densenet import DenseBlock, transition_block
+from models.registry import build_model, count_parameters
 from models.resnet import Residual
+from models.summary import summarize
 
 
 def test_residual_keeps_shape() -> None:

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from models import BatchNorm, batch_norm
+from models.batchnorm import BatchNorm, batch_norm
 
 # (input shape, num_dims, PyTorch's layer)
 CASES = [((32, 7), 2, nn.BatchNorm1d), ((8, 5, 6, 6), 4, nn.BatchNorm2d)]

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from models import build_model, get_model_info, list_models
+from models.catalog import get_model_info, list_models
+from models.registry import build_model
 
 NAMES = [info.name for info in list_models()]
 

@@ -14,9 +14,10 @@ from safetensors.torch import load as load_safetensors
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.jobspec.spec import JobSpec
+from service.jobspec.status import JobStatus
 from service.storage import jobs
-from service.storage.orm import Job, JobEvent, JobStatus
-from service.training.spec import JobSpec
+from service.storage.orm import Job, JobEvent
 
 T = TypeVar("T")
 LEASE_SECONDS = 2.0

@@ -8,18 +8,19 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.errors import LeaseLost
+from service.jobspec.spec import JobRequest
+from service.jobspec.status import JobStatus
 from service.storage import jobs
 from service.storage.db import begin_write
-from service.storage.orm import Checkpoint, EpochMetric, JobStatus, LossPoint
+from service.storage.orm import Checkpoint, EpochMetric, LossPoint
 from service.training import Checkpoint as TrainingCheckpoint
 from service.training import EpochRecord, RunInfo, StepRecord
-from service.training.spec import JobSpec
 from service.worker.attempts import record_checkpoint, record_epoch, record_progress, record_start, start_attempt
 from service.worker.heartbeat import Heartbeat
 from service.worker.leases import Lease, claim_next_job, finish_job, renew_lease, requeue_job
 from tests.queue.processes import job_state, submit
 
-SPEC = JobSpec(architecture="bn_lenet", dataset="synthetic", epochs=2, batch_size=32)
+SPEC = JobRequest(architecture="bn_lenet", dataset="synthetic", epochs=2, batch_size=32).resolve()
 SHORT_LEASE = 0.2
 RECORD = EpochRecord(1, 1.0, 0.5, 1.0, 0.5, 0.1, 1.0, 100.0)
 

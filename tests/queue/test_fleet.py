@@ -18,10 +18,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.jobspec.spec import JobRequest
+from service.jobspec.status import JobStatus
 from service.main import create_app
 from service.storage import jobs
-from service.storage.orm import JobStatus, Worker
-from service.training.spec import JobSpec
+from service.storage.orm import Worker
 from tests.api.conftest import make_settings
 from tests.queue.processes import (
     WAIT_SECONDS,
@@ -35,9 +36,11 @@ from tests.queue.processes import (
     worker_env,
 )
 
-TINY = JobSpec(architecture="lenet", dataset="synthetic", epochs=1, batch_size=32, train_subset=128, test_subset=64)
+TINY = JobRequest(
+    architecture="lenet", dataset="synthetic", epochs=1, batch_size=32, train_subset=128, test_subset=64
+).resolve()
 # Two epochs of 64 steps across 2 processes: long enough to kill a rank mid-way through the second epoch.
-DISTRIBUTED = JobSpec(
+DISTRIBUTED = JobRequest(
     architecture="bn_lenet",
     dataset="synthetic",
     epochs=2,
@@ -46,7 +49,7 @@ DISTRIBUTED = JobSpec(
     test_subset=64,
     optimizer={"name": "sgd", "lr": 0.1},
     distributed={"processes": 2},
-)
+).resolve()
 STEPS_PER_EPOCH = 64
 # Process-heavy tests run on SQLite only (the claim rule itself is checked on both backends by the routing test).
 sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

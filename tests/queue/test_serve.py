@@ -12,11 +12,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.storage.orm import JobStatus, Worker
-from service.training.spec import JobSpec
+from service.jobspec.spec import JobRequest
+from service.jobspec.status import JobStatus
+from service.storage.orm import Worker
 from tests.queue.processes import WAIT_SECONDS, job_state, submit, wait_for, worker_env
 
-LONG = JobSpec(architecture="bn_lenet", dataset="synthetic", epochs=20, batch_size=32, test_subset=256)
+LONG = JobRequest(architecture="bn_lenet", dataset="synthetic", epochs=20, batch_size=32, test_subset=256).resolve()
 
 
 def _free_port() -> int:

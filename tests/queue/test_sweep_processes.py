@@ -5,8 +5,9 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.jobspec.status import JobStatus, SweepStatus
 from service.storage import sweeps as store
-from service.storage.orm import Job, JobStatus, SweepStatus
+from service.storage.orm import Job
 from service.sweeps.advance import create_sweep
 from service.sweeps.definition import SweepDefinition
 from tests.queue.processes import start_worker, stop, wait_for, worker_env

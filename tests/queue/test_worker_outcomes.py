@@ -5,8 +5,8 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import QueueSettings, Settings
-from service.storage.orm import JobStatus
-from service.training.spec import JobSpec
+from service.jobspec.spec import JobRequest
+from service.jobspec.status import JobStatus
 from service.worker import run_worker
 from tests.queue.processes import job_state, status_events, submit
 
@@ -26,7 +26,7 @@ def test_training_error_fails_the_job_with_its_message(
 ) -> None:
     empty = tmp_path / "no-datasets"
     empty.mkdir()
-    job_id = submit(session_factory, JobSpec(architecture="bn_lenet", dataset="fashion_mnist", epochs=1))
+    job_id = submit(session_factory, JobRequest(architecture="bn_lenet", dataset="fashion_mnist", epochs=1).resolve())
     assert run_worker(_settings(db_url, tmp_path, empty), burst=True) == 1
     job = job_state(session_factory, job_id)
     assert job.status is JobStatus.failed and job.attempt == 1
@@ -37,9 +37,9 @@ def test_training_error_fails_the_job_with_its_message(
 def test_finished_job_records_versions_checksum_progress_and_result(
     session_factory: sessionmaker[Session], db_url: str, tmp_path: Path, data_dir: Path
 ) -> None:
-    spec = JobSpec(
+    spec = JobRequest(
         architecture="bn_lenet", dataset="synthetic", epochs=2, batch_size=64, train_subset=256, test_subset=64
-    )
+    ).resolve()
     job_id = submit(session_factory, spec)
     assert run_worker(_settings(db_url, tmp_path, data_dir), burst=True) == 1
     job = job_state(session_factory, job_id)

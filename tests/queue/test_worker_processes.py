@@ -6,10 +6,10 @@ from pathlib import Path
 import torch
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.jobspec.spec import JobRequest
+from service.jobspec.status import JobStatus
 from service.storage import jobs
 from service.storage.db import begin_write
-from service.storage.orm import JobStatus
-from service.training.spec import JobSpec
 from tests.queue.processes import (
     job_state,
     model_tensors,
@@ -24,7 +24,7 @@ from tests.queue.processes import (
 
 # Two epochs of 256 small steps: long enough to kill a worker in the middle of the second one at any speed,
 # given that progress (and loss points) reach the database twice a second; the test kills at the first such write.
-RESUMABLE = JobSpec(
+RESUMABLE = JobRequest(
     architecture="bn_lenet",
     dataset="synthetic",
     epochs=2,
@@ -32,10 +32,12 @@ RESUMABLE = JobSpec(
     optimizer={"name": "sgd", "lr": 0.1},
     test_subset=256,
     seed=7,
-)
+).resolve()
 STEPS_PER_EPOCH = 256  # the synthetic training set has 4096 images
 # Tiny jobs for the exactly-once test: one epoch of 4 steps each.
-TINY = JobSpec(architecture="bn_lenet", dataset="synthetic", epochs=1, batch_size=32, train_subset=128, test_subset=64)
+TINY = JobRequest(
+    architecture="bn_lenet", dataset="synthetic", epochs=1, batch_size=32, train_subset=128, test_subset=64
+).resolve()
 # A job long enough to be stopped while it runs.
 LONG = RESUMABLE.model_copy(update={"epochs": 20})
 

@@ -5,8 +5,9 @@ import threading
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.jobspec.status import JobStatus, SweepStatus
 from service.storage import sweeps as store
-from service.storage.orm import Job, JobStatus, SweepStatus
+from service.storage.orm import Job
 from service.sweeps.advance import advance_sweep, create_sweep
 from service.sweeps.definition import SweepDefinition
 

@@ -3,7 +3,8 @@
 import pytest
 
 from service.errors import InvalidInput
-from service.sweeps.space import Space, apply_params
+from service.jobspec.paths import with_values
+from service.sweeps.space import Space
 
 
 def test_grid_points_from_a_step_a_count_and_a_log_count() -> None:
@@ -32,7 +33,7 @@ def test_grid_is_the_product_with_the_last_path_fastest() -> None:
 
 def test_apply_params_sets_nested_fields_without_touching_the_base() -> None:
     base = {"architecture": "lenet", "optimizer": {"name": "sgd", "lr": 0.1}}
-    spec = apply_params(base, {"optimizer.lr": 0.5, "batch_size": 64})
+    spec = with_values(base, {"optimizer.lr": 0.5, "batch_size": 64})
     assert spec == {"architecture": "lenet", "optimizer": {"name": "sgd", "lr": 0.5}, "batch_size": 64}
     assert base["optimizer"] == {"name": "sgd", "lr": 0.1}
 

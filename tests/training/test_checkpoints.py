@@ -9,15 +9,15 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from service.errors import CheckpointError
+from service.jobspec.spec import JobRequest
 from service.training import fit, load_checkpoint, preprocess
 from service.training.datasets import load_dataset
-from service.training.spec import JobSpec
 from tests.training.recorder import Recorder
 
 
 @pytest.fixture(scope="module")
 def checkpoint_bytes(data_dir: Path) -> bytes:
-    spec = JobSpec(architecture="bn_lenet", epochs=1, train_subset=512, test_subset=256, batch_size=64)
+    spec = JobRequest(architecture="bn_lenet", epochs=1, train_subset=512, test_subset=256, batch_size=64).resolve()
     recorder = Recorder()
     fit(spec, data_dir=data_dir, callbacks=recorder, device="cpu")
     return recorder.checkpoints[-1].data
@@ -116,9 +116,9 @@ def test_metadata_that_does_not_match_the_tensors_is_refused(checkpoint_bytes: b
 
 
 def test_checkpoint_carries_the_normalization_used_in_training(data_dir: Path) -> None:
-    spec = JobSpec(
+    spec = JobRequest(
         architecture="bn_lenet", dataset="synthetic", epochs=1, train_subset=128, batch_size=64, normalize=True
-    )
+    ).resolve()
     recorder = Recorder()
     fit(spec, data_dir=data_dir, callbacks=recorder, device="cpu")
     loaded = load_checkpoint(recorder.checkpoints[-1].data)

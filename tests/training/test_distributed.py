@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from service.jobspec.spec import JobRequest
 from service.training import fit
 from service.training.checkpoints import read_checkpoint
 from service.training.distributed import GroupResult, fit_distributed
 from service.training.records import FitResult
-from service.training.spec import JobSpec
 from tests.training.recorder import Recorder
 
 TOLERANCE = 1e-4
@@ -36,7 +36,7 @@ _runs: dict[str, GroupResult] = {}
 
 def _two_processes(architecture: str, data_dir: Path) -> GroupResult:
     if architecture not in _runs:  # shared by the tests below: each launch costs two fresh interpreters
-        spec = JobSpec(architecture=architecture, distributed={"processes": 2}, **BASE)
+        spec = JobRequest(architecture=architecture, distributed={"processes": 2}, **BASE).resolve()
         _runs[architecture] = fit_distributed(spec, data_dir=data_dir)
     return _runs[architecture]
 
@@ -55,7 +55,9 @@ def _assert_close(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor], a
 @pytest.mark.parametrize("architecture", ["lenet", "bn_lenet", "bn_lenet_concise"])
 def test_two_processes_give_the_losses_and_weights_of_one(architecture: str, data_dir: Path) -> None:
     recorder = Recorder()
-    one = fit(JobSpec(architecture=architecture, **BASE), data_dir=data_dir, callbacks=recorder, device="cpu")
+    one = fit(
+        JobRequest(architecture=architecture, **BASE).resolve(), data_dir=data_dir, callbacks=recorder, device="cpu"
+    )
     two = _two_processes(architecture, data_dir)
     assert two.result.status == "completed" and two.result.step == one.step == 20
     assert [s.step for s in two.steps] == [s.step for s in recorder.steps] == list(range(1, 21))
@@ -69,7 +71,7 @@ def test_a_two_process_checkpoint_is_a_plain_state_dict_that_one_process_resumes
     two = _two_processes("bn_lenet_concise", data_dir)
     weights = _weights(two.result)
     assert not any(name.startswith("module.") for name in weights)  # no DistributedDataParallel prefix
-    longer = JobSpec(architecture="bn_lenet_concise", **{**BASE, "epochs": 2})
+    longer = JobRequest(architecture="bn_lenet_concise", **{**BASE, "epochs": 2}).resolve()
     assert two.result.checkpoint is not None
     resumed = fit(longer, data_dir=data_dir, resume_from=two.result.checkpoint.data, device="cpu")
     straight = fit(longer, data_dir=data_dir, device="cpu")

@@ -10,10 +10,11 @@ from pydantic import ValidationError
 
 from service.config import Settings, variable_names
 from service.errors import DatasetUnavailable
+from service.jobspec.spec import JobRequest
+from service.jobspec.status import JobStatus
 from service.storage.db import make_engine, make_session_factory, upgrade_database
-from service.storage.orm import JobEvent, JobStatus
+from service.storage.orm import JobEvent
 from service.training import Callbacks, DownloadProgress, fit, load_dataset
-from service.training.spec import JobSpec
 from tests.mirror import serve_directory
 from tests.queue.processes import start_worker, submit, wait_for_status, worker_env
 
@@ -23,7 +24,7 @@ FILES = (
     "t10k-images-idx3-ubyte.gz",
     "t10k-labels-idx1-ubyte.gz",
 )
-SPEC = JobSpec(architecture="bn_lenet", epochs=1, batch_size=64, train_subset=256, test_subset=128)
+SPEC = JobRequest(architecture="bn_lenet", epochs=1, batch_size=64, train_subset=256, test_subset=128).resolve()
 
 
 def md5(path: Path) -> str:

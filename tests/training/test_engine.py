@@ -8,8 +8,8 @@ import pytest
 import torch
 from safetensors.torch import load as st_load
 
+from service.jobspec.spec import JobRequest, JobSpec, OptimizerSpec, SchedulerSpec
 from service.training import fit, load_checkpoint
-from service.training.spec import JobSpec, OptimizerSpec, SchedulerSpec
 from tests.training.recorder import Recorder, without_timing
 
 # Real data, the book's preset (SGD, lr 1.0, batch 256, Xavier init), one epoch on the first 10,000 examples.
@@ -24,8 +24,8 @@ def _fit(spec: JobSpec, data_dir: Path, **kwargs) -> tuple[Recorder, object]:
 
 @pytest.mark.slow
 def test_bn_lenet_learns_fashion_mnist_with_the_book_preset_and_lenet_learns_more_slowly(data_dir: Path) -> None:
-    bn, bn_result = _fit(JobSpec(architecture="bn_lenet", **BOOK_10K), data_dir)
-    plain, _ = _fit(JobSpec(architecture="lenet", **BOOK_10K), data_dir)
+    bn, bn_result = _fit(JobRequest(architecture="bn_lenet", **BOOK_10K).resolve(), data_dir)
+    plain, _ = _fit(JobRequest(architecture="lenet", **BOOK_10K).resolve(), data_dir)
     assert bn_result.status == "completed"
     # Train-mode metrics over the epoch: BN-LeNet learns at lr 1.0, the sigmoid LeNet barely moves from chance.
     assert bn.epochs[0].train_acc >= 0.55 and bn.epochs[0].train_loss <= 1.4
@@ -38,13 +38,13 @@ def test_bn_lenet_learns_fashion_mnist_with_the_book_preset_and_lenet_learns_mor
 
 @pytest.mark.slow
 def test_bn_lenet_with_the_book_lr_and_a_cosine_schedule_is_stable_on_the_test_set(data_dir: Path) -> None:
-    spec = JobSpec(architecture="bn_lenet", scheduler=SchedulerSpec(name="cosine"), **BOOK_10K)
+    spec = JobRequest(architecture="bn_lenet", scheduler=SchedulerSpec(name="cosine"), **BOOK_10K).resolve()
     recorder, _ = _fit(spec, data_dir)
     assert recorder.epochs[0].test_acc >= 0.70
 
 
 def test_run_info_describes_the_run(data_dir: Path) -> None:
-    spec = JobSpec(architecture="bn_lenet", epochs=2, train_subset=300, test_subset=100, batch_size=100)
+    spec = JobRequest(architecture="bn_lenet", epochs=2, train_subset=300, test_subset=100, batch_size=100).resolve()
     recorder, _ = _fit(spec, data_dir)
     info = recorder.info
     assert info is not None
@@ -55,9 +55,9 @@ def test_run_info_describes_the_run(data_dir: Path) -> None:
 
 
 def test_step_records_come_every_log_every_examples_and_epochs_report_all_metrics(data_dir: Path) -> None:
-    spec = JobSpec(
+    spec = JobRequest(
         architecture="bn_lenet", dataset="synthetic", epochs=2, train_subset=1000, batch_size=50, log_every=100
-    )
+    ).resolve()
     recorder, result = _fit(spec, data_dir)
     assert [r.examples_seen for r in recorder.steps] == list(range(100, 2001, 100))
     assert [r.step for r in recorder.steps] == list(range(2, 41, 2))
@@ -72,7 +72,7 @@ def test_step_records_come_every_log_every_examples_and_epochs_report_all_metric
 
 
 def test_progress_is_reported_from_the_first_batch(data_dir: Path) -> None:
-    spec = JobSpec(architecture="bn_lenet", dataset="synthetic", epochs=2, train_subset=256, batch_size=64)
+    spec = JobRequest(architecture="bn_lenet", dataset="synthetic", epochs=2, train_subset=256, batch_size=64).resolve()
     recorder, _ = _fit(spec, data_dir)
     first = recorder.progress[0]
     assert (first.epoch, first.step, first.batches_done, first.total_steps) == (1, 1, 1, 8)
@@ -81,7 +81,7 @@ def test_progress_is_reported_from_the_first_batch(data_dir: Path) -> None:
 
 
 def test_synthetic_patterns_are_learnable(data_dir: Path) -> None:
-    spec = JobSpec(
+    spec = JobRequest(
         architecture="bn_lenet",
         dataset="synthetic",
         epochs=3,
@@ -89,13 +89,15 @@ def test_synthetic_patterns_are_learnable(data_dir: Path) -> None:
         batch_size=64,
         optimizer=OptimizerSpec(lr=0.1, momentum=0.9),
         scheduler=SchedulerSpec(name="cosine"),
-    )
+    ).resolve()
     recorder, _ = _fit(spec, data_dir)
     assert recorder.epochs[-1].test_acc >= 0.9
 
 
 def test_training_is_deterministic_for_a_seed_on_cpu(data_dir: Path) -> None:
-    spec = JobSpec(architecture="bn_lenet", epochs=1, train_subset=512, test_subset=256, batch_size=64, seed=7)
+    spec = JobRequest(
+        architecture="bn_lenet", epochs=1, train_subset=512, test_subset=256, batch_size=64, seed=7
+    ).resolve()
     first, _ = _fit(spec, data_dir)
     second, _ = _fit(spec, data_dir)
     other, _ = _fit(spec.model_copy(update={"seed": 8}), data_dir)
@@ -108,14 +110,14 @@ def test_training_is_deterministic_for_a_seed_on_cpu(data_dir: Path) -> None:
 
 @pytest.mark.parametrize(("architecture", "resize"), [("bn_lenet", 28), ("resnet18", 32)])
 def test_divergence_at_lr_1e6_stops_with_a_clear_message(data_dir: Path, architecture: str, resize: int) -> None:
-    spec = JobSpec(
+    spec = JobRequest(
         architecture=architecture,
         epochs=2,
         train_subset=1024,
         batch_size=64,
         resize=resize,
         optimizer=OptimizerSpec(lr=1e6),
-    )
+    ).resolve()
     recorder, result = _fit(spec, data_dir)
     assert result.status == "diverged"
     match = re.fullmatch(r"diverged at epoch 1, step (\d+) \(loss=(.+)\)", result.message)
@@ -127,7 +129,7 @@ def test_divergence_at_lr_1e6_stops_with_a_clear_message(data_dir: Path, archite
 
 
 def test_cooperative_stop_mid_epoch_leaves_a_checkpoint(data_dir: Path) -> None:
-    spec = JobSpec(architecture="bn_lenet", epochs=2, train_subset=512, test_subset=128, batch_size=64)
+    spec = JobRequest(architecture="bn_lenet", epochs=2, train_subset=512, test_subset=128, batch_size=64).resolve()
     recorder, result = _fit(spec, data_dir, recorder=Recorder(stop_after_polls=3))
     assert result.status == "stopped" and result.step == 3 and result.epochs_completed == 0
     assert result.message == "stopped at epoch 1, step 3"
@@ -138,8 +140,8 @@ def test_cooperative_stop_mid_epoch_leaves_a_checkpoint(data_dir: Path) -> None:
 
 def test_scratch_optimizer_trains_through_fit(data_dir: Path) -> None:
     optimizer = OptimizerSpec(name="adam", lr=0.01, implementation="scratch")
-    spec = JobSpec(
+    spec = JobRequest(
         architecture="bn_lenet", dataset="synthetic", epochs=1, train_subset=1024, batch_size=64, optimizer=optimizer
-    )
+    ).resolve()
     recorder, result = _fit(spec, data_dir)
     assert result.status == "completed" and recorder.steps[-1].loss < recorder.steps[0].loss

@@ -6,9 +6,9 @@ from pydantic import ValidationError
 from torch import nn
 
 from service.errors import InvalidInput
+from service.jobspec.spec import OptimizerRequest, OptimizerSpec
 from service.training import ScratchOptimizer, build_optimizer
 from service.training.optimizers import adagrad, sgd
-from service.training.spec import OptimizerSpec
 
 
 def _train(spec: OptimizerSpec, steps: int = 25) -> dict[str, torch.Tensor]:
@@ -111,7 +111,6 @@ def test_build_optimizer_picks_torch_classes_with_the_specs_settings() -> None:
         OptimizerSpec(name="sgd", lr=0.1, nesterov=True),
         OptimizerSpec(name="adam", lr=0.1, momentum=0.9),
         OptimizerSpec(name="rmsprop", lr=0.1, momentum=0.9, implementation="scratch"),
-        OptimizerSpec(name="sgd"),
     ],
 )
 def test_inconsistent_optimizer_settings_are_refused(spec: OptimizerSpec) -> None:
@@ -119,7 +118,13 @@ def test_inconsistent_optimizer_settings_are_refused(spec: OptimizerSpec) -> Non
         build_optimizer(nn.Linear(2, 2).parameters(), spec)
 
 
+def test_a_resolved_optimizer_has_a_learning_rate() -> None:
+    with pytest.raises(ValidationError, match="lr"):
+        OptimizerSpec(name="sgd")  # type: ignore[call-arg]
+    assert OptimizerRequest(name="sgd").lr is None  # as submitted: the book's rate is filled in at admission
+
+
 @pytest.mark.parametrize("field", ["lr", "weight_decay", "eps"])
 def test_optimizer_spec_refuses_an_infinite_number(field: str) -> None:
     with pytest.raises(ValidationError, match="finite"):
-        OptimizerSpec.model_validate_json(f'{{"{field}": 1e999}}')  # valid JSON that parses as inf
+        OptimizerRequest.model_validate_json(f'{{"{field}": 1e999}}')  # valid JSON that parses as inf

@@ -7,8 +7,8 @@ import torch
 from safetensors.torch import load as st_load
 
 from service.errors import CheckpointError
+from service.jobspec.spec import JobRequest, JobSpec, OptimizerSpec, SchedulerSpec
 from service.training import fit
-from service.training.spec import JobSpec, OptimizerSpec, SchedulerSpec
 from tests.training.recorder import Recorder, without_timing
 
 
@@ -39,8 +39,10 @@ def _assert_resume_is_exact(spec: JobSpec, data_dir: Path, stopper: Recorder) ->
 @pytest.mark.parametrize(
     "spec",
     [
-        JobSpec(architecture="bn_lenet", epochs=2, train_subset=1024, test_subset=512, batch_size=128),
-        JobSpec(architecture="resnet18", epochs=2, train_subset=64, test_subset=32, batch_size=16, resize=32),
+        JobRequest(architecture="bn_lenet", epochs=2, train_subset=1024, test_subset=512, batch_size=128).resolve(),
+        JobRequest(
+            architecture="resnet18", epochs=2, train_subset=64, test_subset=32, batch_size=16, resize=32
+        ).resolve(),
     ],
     ids=["bn_lenet", "resnet18-32px"],
 )
@@ -49,7 +51,7 @@ def test_resume_after_epoch_one_of_two_is_bit_identical(spec: JobSpec, data_dir:
 
 
 def test_stop_mid_epoch_then_resume_is_bit_identical(data_dir: Path) -> None:
-    spec = JobSpec(
+    spec = JobRequest(
         architecture="bn_lenet",
         epochs=2,
         train_subset=1000,  # 8 batches of 128, the last one short
@@ -57,20 +59,20 @@ def test_stop_mid_epoch_then_resume_is_bit_identical(data_dir: Path) -> None:
         batch_size=128,
         log_every=200,
         scheduler=SchedulerSpec(name="cosine", warmup_epochs=0.5),
-    )
+    ).resolve()
     _assert_resume_is_exact(spec, data_dir, Recorder(stop_after_polls=11))  # stops in epoch 2, after 2 steps
 
 
 def test_resume_with_a_hand_written_optimizer_is_bit_identical(data_dir: Path) -> None:
     optimizer = OptimizerSpec(name="adam", lr=0.01, implementation="scratch")
-    spec = JobSpec(
+    spec = JobRequest(
         architecture="bn_lenet", dataset="synthetic", epochs=2, train_subset=512, batch_size=64, optimizer=optimizer
-    )
+    ).resolve()
     _assert_resume_is_exact(spec, data_dir, Recorder(stop_after_polls=5))
 
 
 def test_resume_refuses_a_checkpoint_of_another_job(data_dir: Path) -> None:
-    spec = JobSpec(architecture="bn_lenet", dataset="synthetic", epochs=2, train_subset=256, batch_size=64)
+    spec = JobRequest(architecture="bn_lenet", dataset="synthetic", epochs=2, train_subset=256, batch_size=64).resolve()
     stopper = Recorder(stop_after_epoch=1)
     fit(spec, data_dir=data_dir, callbacks=stopper, device="cpu")
     other = spec.model_copy(update={"seed": 1})
@@ -79,7 +81,7 @@ def test_resume_refuses_a_checkpoint_of_another_job(data_dir: Path) -> None:
 
 
 def test_resuming_a_finished_run_does_nothing_more(data_dir: Path) -> None:
-    spec = JobSpec(architecture="bn_lenet", dataset="synthetic", epochs=1, train_subset=256, batch_size=64)
+    spec = JobRequest(architecture="bn_lenet", dataset="synthetic", epochs=1, train_subset=256, batch_size=64).resolve()
     done = Recorder()
     fit(spec, data_dir=data_dir, callbacks=done, device="cpu")
     again = Recorder()

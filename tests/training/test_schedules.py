@@ -5,8 +5,8 @@ import math
 
 import pytest
 
+from service.jobspec.spec import SchedulerSpec
 from service.training import lr_at
-from service.training.spec import SchedulerSpec
 
 
 def _lrs(spec: SchedulerSpec, epochs: int = 4, steps_per_epoch: int = 10) -> list[float]:

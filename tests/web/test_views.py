@@ -1,20 +1,11 @@
 """service.web.views: spec differences, outcomes and job ids, without HTTP."""
 
-import pytest
-
 from service.records import EpochRecord, History, StepRecord
 from service.web import views
 
 
 def _epoch(epoch: int, test_acc: float) -> EpochRecord:
     return EpochRecord(epoch, 1.0 / epoch, 0.5, 1.2 / epoch, test_acc, 0.1, 2.0, 1000.0)
-
-
-def test_differing_fields_compares_nested_specs_and_missing_keys():
-    a = {"architecture": "bn_lenet", "optimizer": {"name": "sgd", "lr": 0.9}, "seed": 0}
-    b = {"architecture": "bn_lenet", "optimizer": {"name": "adam", "lr": 0.9}, "seed": 0, "resize": 32}
-    assert views.differing_fields([a, b]) == [("optimizer.name", ["sgd", "adam"]), ("resize", [None, 32])]
-    assert views.differing_fields([a, a]) == []
 
 
 def test_outcome_gives_final_and_best_epochs_and_the_lowest_loss():
@@ -26,13 +17,6 @@ def test_outcome_gives_final_and_best_epochs_and_the_lowest_loss():
     assert result.final == _epoch(3, 0.7) and (result.best_epoch, result.best_test_acc) == (2, 0.8)
     assert result.lowest_loss == 0.7
     assert views.outcome(History(steps=[], epochs=[])).final is None
-
-
-def test_parse_job_ids_accepts_commas_and_repeats_in_order():
-    assert views.parse_job_ids(["3,1", "2", "3"], limit=8) == [3, 1, 2]
-    for bad in (["1,a"], ["0"], ["1,2,3"]):
-        with pytest.raises(ValueError):
-            views.parse_job_ids(bad, limit=2 if bad == ["1,2,3"] else 8)
 
 
 def test_book_presets_cover_every_architecture_with_its_rate():

@@ -1,29 +1,32 @@
-"""The validated training-job specification shared by the trainer, the worker and the HTTP API.
+"""The job spec in its two forms: `JobRequest` as submitted (fields may be left out) and `JobSpec` resolved.
 
-`JobSpec` is what a client sends (optional fields may be left out); `resolve_defaults` fills in the book's
-recipe for the architecture, giving the complete spec that is stored with the job and drives training.
+`JobRequest.resolve()` fills in the book's recipe for the architecture once, at admission; the resolved `JobSpec`,
+whose every field is set, is what is stored with the job, read back by the worker and taken by `fit()`.
+Nothing here imports torch or SQLAlchemy: the architecture facts come from `models.catalog`.
 """
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
-from models import get_model_info, list_models
+from models.catalog import architecture_names, get_model_info
 
 DatasetName = Literal["fashion_mnist", "mnist", "cifar10", "synthetic"]
 OptimizerName = Literal["sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw"]
 SchedulerName = Literal["constant", "step", "exponential", "cosine"]
 DeviceKind = Literal["cpu", "cuda", "auto"]
 
-# The book's recipes (d2l, plain SGD, batch 256, 10 epochs); each architecture's rate is in its registry entry.
+# The book's recipes (d2l, plain SGD, batch 256, 10 epochs); each architecture's rate is in its catalogue entry.
 BOOK_EPOCHS = 10
 BOOK_BATCH_SIZE = 256
 
 
-class OptimizerSpec(BaseModel):
-    """An optimizer and its hyperparameters; `implementation: scratch` uses the book's hand-written rules."""
-
+class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)  # JSON 1e999 is inf: refuse it
+
+
+class OptimizerRequest(_Strict):
+    """An optimizer and its hyperparameters; `implementation: scratch` uses the book's hand-written rules."""
 
     name: OptimizerName = "sgd"
     lr: float | None = Field(None, gt=0, description="Learning rate; default: the book's for the architecture.")
@@ -38,10 +41,14 @@ class OptimizerSpec(BaseModel):
     implementation: Literal["torch", "scratch"] = "torch"
 
 
-class SchedulerSpec(BaseModel):
-    """A learning-rate schedule over epochs, with optional linear warm-up."""
+class OptimizerSpec(OptimizerRequest):
+    """A resolved optimizer: its learning rate is set."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
+    lr: float = Field(gt=0, description="Learning rate.")
+
+
+class SchedulerSpec(_Strict):
+    """A learning-rate schedule over epochs, with optional linear warm-up."""
 
     name: SchedulerName = "constant"
     step_size: int = Field(1, ge=1, description="step: epochs between decays.")
@@ -57,23 +64,21 @@ class DistributedSpec(BaseModel):
     processes: int = Field(1, ge=1, description="Processes sharing each global batch; it must divide batch_size.")
 
 
-class JobSpec(BaseModel):
-    """What to train: architecture, data, optimization recipe and seed."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
+class JobRequest(_Strict):
+    """What to train: architecture, data, optimization recipe and seed; left-out fields get the book's recipe."""
 
     architecture: str = Field(
         ...,
         description="One of GET /architectures.",
         examples=["bn_lenet"],
-        json_schema_extra={"enum": [m.name for m in list_models()]},  # the validator below enforces the same set
+        json_schema_extra={"enum": list[JsonValue](architecture_names())},  # the validator below enforces the same set
     )
     dataset: DatasetName = "fashion_mnist"
     epochs: int | None = Field(None, ge=1)
     batch_size: int | None = Field(
         None, ge=2, description="Examples per step; at least 2, since batch normalization needs batch statistics."
     )
-    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    optimizer: OptimizerRequest = Field(default_factory=OptimizerRequest)
     scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
     resize: int | None = Field(None, ge=12, le=512, description="Input side in pixels; default per model.")
     train_subset: int | None = Field(None, ge=1, description="Train on the first N training examples.")
@@ -102,23 +107,39 @@ class JobSpec(BaseModel):
     @field_validator("architecture")
     @classmethod
     def _known_architecture(cls, name: str) -> str:
-        names = [m.name for m in list_models()]
+        names = architecture_names()
         if name not in names:
             raise ValueError(f"unknown architecture {name!r}; choose one of {names}")
         return name
 
+    def resolve(self) -> "JobSpec":
+        """The spec with every left-out field filled in from the book's recipe for the architecture."""
+        info = get_model_info(self.architecture)
+        batch_size = self.batch_size or BOOK_BATCH_SIZE
+        fields = self.model_dump(exclude={"optimizer"})
+        fields.update(
+            epochs=self.epochs or BOOK_EPOCHS,
+            batch_size=batch_size,
+            resize=self.resize or info.default_input_size,
+            log_every=self.log_every or batch_size,
+        )
+        optimizer = OptimizerSpec(**{**self.optimizer.model_dump(), "lr": self.optimizer.lr or info.book_lr})
+        return JobSpec.model_validate({**fields, "optimizer": optimizer})
 
-def resolve_defaults(spec: JobSpec) -> JobSpec:
-    """Fill every optional field left out with the book's recipe for the architecture."""
-    info = get_model_info(spec.architecture)
-    batch_size = spec.batch_size or BOOK_BATCH_SIZE
-    optimizer = spec.optimizer.model_copy(update={"lr": spec.optimizer.lr or info.book_lr})
-    return spec.model_copy(
-        update={
-            "epochs": spec.epochs or BOOK_EPOCHS,
-            "batch_size": batch_size,
-            "optimizer": optimizer,
-            "resize": spec.resize or info.default_input_size,
-            "log_every": spec.log_every or batch_size,
-        }
-    )
+
+class JobSpec(JobRequest):
+    """A resolved spec: every field set. Made once by `JobRequest.resolve()`, stored with the job, read back as is.
+
+    Stored specs have been resolved since the first migration; the fields added since (`init`, `normalize`,
+    `device`, `distributed`, ...) have defaults, so every stored row reads as a `JobSpec` without a migration.
+    """
+
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=2, description="Examples per step.")
+    optimizer: OptimizerSpec
+    resize: int = Field(ge=12, le=512, description="Input side in pixels.")
+    log_every: int = Field(ge=1, description="Record the training loss every N examples.")
+
+    def resolve(self) -> "JobSpec":
+        """Already resolved."""
+        return self
