@@ -28,7 +28,7 @@ from fastapi.testclient import TestClient
 from service.config import AccessSettings, AuthMode, Settings
 from service.main import create_app
 from service.optlab.functions import resolve_objective
-from service.optlab.optimizers import OptimizerConfig
+from service.optlab.requests import OptimizerConfig
 from service.optlab.trajectories import run_trajectory
 
 STEPS = (20, 1_000, 10_000)

@@ -9,17 +9,15 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING
 
 from service import __version__
-from service.access.commands import add_token_parser, bootstrap_admin, run_token_command
+from service.access.principal import Scope
 from service.client.commands import COMMANDS, add_client_parsers, join_negative_values, run_client_command
 from service.config import Settings, get_settings
-from service.telemetry.logs import setup_logging
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -71,6 +69,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_token_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Add `convlab token ...` to the command line."""
+    token = commands.add_parser("token", help="API tokens: create, list, revoke")
+    actions = token.add_subparsers(dest="token_command", required=True)
+    create = actions.add_parser("create", help="make a token; its secret is printed once, as the last line")
+    create.add_argument("name")
+    create.add_argument(
+        "--scope", action="append", required=True, choices=[s.value for s in Scope], help="repeat for several"
+    )
+    actions.add_parser("list", help="list tokens (names, scopes, last use; never a secret)")
+    revoke = actions.add_parser("revoke", help="revoke a token: the next request with it is refused")
+    revoke.add_argument("name")
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -82,7 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `convlab` console script."""
     args = build_parser().parse_args(join_negative_values(sys.argv[1:] if argv is None else argv))
     if args.command in COMMANDS:
-        return run_client_command(args)
+        return run_client_command(args)  # the thin client: nothing below loads torch or SQLAlchemy for it
+    from service.telemetry.logs import setup_logging
+
     settings = get_settings()
     setup_logging(settings.log_format)
     if args.command == "serve":
@@ -100,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "worker":
         return worker(settings, burst=args.burst, migrate=not args.no_migrate, parent_pid=args.parent_pid)
     if args.command == "token":
+        from service.admin import run_token_command
+
         return run_token_command(settings, args)
     return database(settings, args.db_command, getattr(args, "revision", None))
 
@@ -118,6 +134,7 @@ def database(settings: Settings, command: str, revision: str | None) -> int:
 
 def worker(settings: Settings, *, burst: bool = False, migrate: bool = True, parent_pid: int | None = None) -> int:
     """Run one worker in this process; SIGTERM/SIGINT stop it at the next batch boundary, requeueing its job."""
+    from service.launcher import watch_parent
     from service.storage.db import upgrade_database
     from service.worker import run_worker
 
@@ -134,7 +151,7 @@ def worker(settings: Settings, *, burst: bool = False, migrate: bool = True, par
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     if parent_pid is not None:
-        threading.Thread(target=_watch_parent, args=(parent_pid, shutdown), daemon=True).start()
+        threading.Thread(target=watch_parent, args=(parent_pid, shutdown), daemon=True).start()
     run_worker(settings, shutdown=shutdown, burst=burst)
     return 0
 
@@ -153,14 +170,6 @@ def pinned_workers(settings: Settings, devices: str, *, burst: bool, migrate: bo
     if migrate:
         upgrade_database(settings.database_url)
     return run_pinned_workers(names, burst=burst)
-
-
-def _watch_parent(parent_pid: int, shutdown: threading.Event) -> None:
-    """Set `shutdown` once this process's parent is no longer `parent_pid` (it died; we were re-parented)."""
-    while not shutdown.wait(1.0):
-        if os.getppid() != parent_pid:
-            log.warning("parent process %d is gone: stopping", parent_pid)
-            shutdown.set()
 
 
 class _Stopped(Exception):
@@ -183,6 +192,8 @@ def serve(
 ) -> int:
     """Migrate, start `workers` worker processes, run the API (`api_workers` processes) until it stops, then stop
     the workers. Migration and the bootstrap admin token happen here, once, before any API process starts."""
+    from service.admin import bootstrap_admin
+    from service.launcher import start_worker_process, stop_worker_processes
     from service.storage.db import upgrade_database
 
     settings = settings.model_copy(update={"bind_host": host})  # CONVLAB_AUTH=auto decides by this address
@@ -279,32 +290,11 @@ def prometheus_directory() -> Iterator[str]:
 def api_app() -> "FastAPI":
     """The app of one of several API processes (`uvicorn service.cli:api_app --factory`), set by the environment."""
     from service.main import create_app
+    from service.telemetry.logs import setup_logging
 
     settings = get_settings()
     setup_logging(settings.log_format)
     return create_app(settings)
-
-
-def start_worker_process() -> "subprocess.Popen[bytes]":
-    """Start `convlab worker` as a child process (same environment, hence the same settings)."""
-    # A session of its own: a Ctrl-C at the terminal reaches only `serve`, which then stops each worker once.
-    command = [sys.executable, "-m", "service.cli", "worker", "--no-migrate", "--parent-pid", str(os.getpid())]
-    return subprocess.Popen(command, start_new_session=True)
-
-
-def stop_worker_processes(processes: Sequence["subprocess.Popen[bytes]"], *, timeout: float) -> None:
-    """Ask each worker to stop (SIGTERM), wait up to `timeout` seconds in all, then kill the stragglers."""
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout  # one wait for all: they stop side by side
-    for process in processes:
-        try:
-            process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            log.warning("worker %d did not stop in %.0f s; killing it", process.pid, timeout)
-            process.kill()
-            process.wait()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""`convlab worker --devices cuda:0,cuda:1` (or `all`): one worker process pinned to each device.
+"""Worker processes: `convlab worker --devices cuda:0,cuda:1` (or `all`), one worker pinned to each device; the
+workers `convlab serve` starts and stops; a worker that stops when its parent is gone.
 
 Each child is a plain `convlab worker` whose CONVLAB_DEVICE names its device, so it registers that device's
 capabilities and trains only there. The launcher waits for them; SIGTERM/SIGINT are passed on, and each child
@@ -11,6 +12,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Sequence
 from types import FrameType
 
 import torch
@@ -56,8 +59,6 @@ def start_pinned_worker(device: str, *, burst: bool) -> "subprocess.Popen[bytes]
 
 def run_pinned_workers(devices: list[str], *, burst: bool = False) -> int:
     """Run one worker per device until they exit (or a signal stops them); 0 if every one exited cleanly."""
-    from service.cli import stop_worker_processes
-
     stopping = threading.Event()
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -76,3 +77,33 @@ def run_pinned_workers(devices: list[str], *, burst: bool = False) -> int:
         pass
     stop_worker_processes(children, timeout=STOP_SECONDS)
     return 0 if all(child.returncode == 0 for child in children) else 1
+
+
+def start_worker_process() -> "subprocess.Popen[bytes]":
+    """Start `convlab worker` as a child process (same environment, hence the same settings)."""
+    # A session of its own: a Ctrl-C at the terminal reaches only `serve`, which then stops each worker once.
+    command = [sys.executable, "-m", "service.cli", "worker", "--no-migrate", "--parent-pid", str(os.getpid())]
+    return subprocess.Popen(command, start_new_session=True)
+
+
+def stop_worker_processes(processes: Sequence["subprocess.Popen[bytes]"], *, timeout: float) -> None:
+    """Ask each worker to stop (SIGTERM), wait up to `timeout` seconds in all, then kill the stragglers."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout  # one wait for all: they stop side by side
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log.warning("worker %d did not stop in %.0f s; killing it", process.pid, timeout)
+            process.kill()
+            process.wait()
+
+
+def watch_parent(parent_pid: int, shutdown: threading.Event) -> None:
+    """Set `shutdown` once this process's parent is no longer `parent_pid` (it died; we were re-parented)."""
+    while not shutdown.wait(1.0):
+        if os.getppid() != parent_pid:
+            log.warning("parent process %d is gone: stopping", parent_pid)
+            shutdown.set()

@@ -11,12 +11,17 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from service import __version__
 from service.access.limits import Guards
-from service.api import (
+from service.api.plumbing import docs
+from service.api.plumbing.handlers import install_error_handlers
+from service.api.plumbing.headers import SecurityHeaders
+from service.api.plumbing.limits import BodySizeLimit
+from service.api.plumbing.observe import RequestObserver
+from service.api.plumbing.openapi import convlab_openapi
+from service.api.routers import (
     architectures,
     checkpoints,
     clone,
     compare,
-    docs,
     events,
     export,
     history,
@@ -28,11 +33,6 @@ from service.api import (
     system,
     tokens,
 )
-from service.api.handlers import install_error_handlers
-from service.api.headers import SecurityHeaders
-from service.api.limits import BodySizeLimit
-from service.api.observe import RequestObserver
-from service.api.openapi import convlab_openapi
 from service.config import Settings, get_settings
 from service.inference import Predictor
 from service.optlab import lab
@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=partial(lifespan, settings=settings),
-        docs_url=None,  # served by service.api.docs from vendored assets, so they work offline
+        docs_url=None,  # served by service.api.plumbing.docs from vendored assets, so they work offline
         redoc_url=None,
     )
     app.openapi = partial(convlab_openapi, app)  # type: ignore[method-assign]

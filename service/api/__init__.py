@@ -1,1 +1,2 @@
-"""HTTP routers, one per resource. Only this package knows about HTTP."""
+"""The HTTP edge, the only package that knows about HTTP: routers/ (one per resource), plumbing/ (dependencies,
+security, limits, headers, handlers, OpenAPI, docs), wire/ (the request and response models, by resource)."""

@@ -23,24 +23,18 @@ import numpy as np
 from httpx_sse import SSEError, connect_sse
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from service.api.schemas import (
-    ArchitectureRead,
-    ArchitectureSummary,
-    CheckpointRead,
-    HealthRead,
-    HistoryRead,
-    JobCreate,
-    JobPage,
-    JobRead,
-    PredictResponse,
-    VersionRead,
-)
+from service.api.wire.architectures import ArchitectureRead, ArchitectureSummary
+from service.api.wire.history import CheckpointRead, HistoryRead
+from service.api.wire.jobs import JobCreate, JobPage, JobRead
+from service.api.wire.predict import PredictResponse
+from service.api.wire.system import HealthRead, VersionRead
 from service.errors import describe_validation_errors
+from service.jobspec.status import JobStatus
 from service.optlab import requests as rq
 from service.optlab import results as rs
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-FINISHED = frozenset({"succeeded", "failed", "cancelled"})
+FINISHED = frozenset(s.value for s in JobStatus if s.finished)
 UNSTORED = frozenset({"progress", "deleted"})  # event kinds the server sends without an id
 RECONNECT_SECONDS = 60.0  # how long `events` keeps trying to reconnect before giving up
 ImageFormat = Literal["png", "svg"]

@@ -15,6 +15,8 @@ from typing import Any
 from service.client import render
 from service.client.client import Client, ClientError
 from service.client.watch import watch
+from service.jobspec.paths import PathError, set_path
+from service.jobspec.status import JobStatus
 
 COMMANDS = ("jobs", "predict", "lab")
 NEGATIVE_VALUE_OPTIONS = ("--x0",)  # take values such as -5,-2 that argparse would read as options
@@ -37,7 +39,7 @@ def add_client_parsers(commands: "argparse._SubParsersAction[argparse.ArgumentPa
     )
     submit.add_argument("--watch", action="store_true", help="then follow it until it finishes")
     ls = actions.add_parser("ls", parents=[json_flag], help="list jobs, newest first")
-    ls.add_argument("--status", choices=["queued", "running", "succeeded", "failed", "cancelled"])
+    ls.add_argument("--status", choices=[s.value for s in JobStatus])
     ls.add_argument("--limit", type=int, default=50)
     for name, what in (("show", "a job's spec, progress and outcome"), ("watch", "follow a job live")):
         actions.add_parser(name, parents=[json_flag], help=what).add_argument("id", type=int)
@@ -144,13 +146,10 @@ def _submission(args: argparse.Namespace) -> dict[str, Any]:
         field, sep, text = assignment.partition("=")
         if not sep or not field:
             raise UsageError(f"--set {assignment!r}: expected FIELD=VALUE, e.g. optimizer.lr=0.5")
-        *parents, leaf = field.split(".")
-        target = body
-        for part in parents:
-            target = target.setdefault(part, {})
-            if not isinstance(target, dict):
-                raise UsageError(f"--set {assignment!r}: {part} is not a group of fields")
-        target[leaf] = _value(text)
+        try:
+            set_path(body, field, _value(text))
+        except PathError as exc:
+            raise UsageError(f"--set {assignment!r}: {exc}") from None
     return body
 
 

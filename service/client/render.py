@@ -9,7 +9,9 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Column, Table
 
-from service.api.schemas import HistoryRead, JobPage, JobRead, PredictResponse
+from service.api.wire.history import HistoryRead
+from service.api.wire.jobs import JobPage, JobRead
+from service.api.wire.predict import PredictResponse
 
 ImageFormat = Literal["png", "svg"]
 console = Console(highlight=False)

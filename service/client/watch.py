@@ -10,6 +10,7 @@ from rich.filesize import decimal
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
 from service.client.client import Client, ClientError, Event
+from service.jobspec.status import JobStatus
 
 PLAIN_PROGRESS_SECONDS = 2.0  # plain output: at most one progress line this often
 
@@ -153,7 +154,7 @@ def watch(client: Client, job_id: int, *, as_json: bool = False) -> int:
             raise
         print(f"convlab jobs: job {job_id} was deleted", file=sys.stderr)
         return 1
-    if job.status.value == "succeeded":
+    if job.status is JobStatus.succeeded:
         return 0
     print(f"convlab jobs: job {job_id} {job.status.value}: {job.error or 'no error recorded'}", file=sys.stderr)
     return 1

@@ -8,7 +8,6 @@ per-step autograd overhead on long trajectories. Tests check that both agree.
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 
@@ -16,8 +15,7 @@ from service.errors import InvalidInput
 from service.optlab.compiled import FloatFn, compile_float, compile_torch
 from service.optlab.derivatives import TooLarge, gradient_trees, hessian_trees
 from service.optlab.expressions import Expression, Limits, Node, parse_expression
-
-Backend = Literal["compiled", "autograd"]
+from service.optlab.requests import Backend
 
 
 @dataclass(frozen=True)

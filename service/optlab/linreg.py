@@ -10,7 +10,6 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
@@ -20,15 +19,14 @@ from service.optlab.budget import check_budget
 from service.optlab.optimizers import (
     CURVATURE_OPTIMIZERS,
     RULES,
-    OptimizerConfig,
     build_torch_optimizer,
     learning_rate,
     resolve,
     state_names,
 )
+from service.optlab.requests import Dataset, OptimizerConfig
 from service.optlab.results import CurvePoint, LinregRun
 
-Dataset = Literal["airfoil", "synthetic"]
 AIRFOIL_FILE = Path("airfoil") / "airfoil_self_noise.dat"
 KEEP_ROWS = 1500
 RECORD_EVERY = 100

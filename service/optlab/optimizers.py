@@ -9,45 +9,15 @@ Adadelta, and for Adam ε = 1e-6 added to √ŝ as the seed's `adam` does.
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from service.errors import InvalidInput
+from service.optlab.requests import OptimizerConfig
 
 # A float (trajectories) or a torch.Tensor (linear regression): the rules only use arithmetic and ** 0.5.
 Value = Any
-
-
-class OptimizerConfig(BaseModel):
-    """One optimizer and its hyperparameters; fields left out take the book's defaults for that optimizer."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
-
-    name: str = Field(..., max_length=40, description="gd, sgd, momentum, nesterov, ..., or torch:<name>")
-    label: str | None = Field(None, max_length=80, description="A display name for comparisons and plots.")
-    lr: float | None = Field(None, gt=0, le=1e6, description="Learning rate η (Newton: the damping).")
-    momentum: float | None = Field(None, ge=0, lt=1)
-    nesterov: bool | None = Field(None, description="torch:sgd only; our `nesterov` optimizer implies it.")
-    gamma: float | None = Field(None, ge=0, lt=1, description="RMSProp's decay (torch's alpha).")
-    rho: float | None = Field(None, ge=0, lt=1, description="Adadelta's decay.")
-    beta1: float | None = Field(None, ge=0, lt=1)
-    beta2: float | None = Field(None, ge=0, lt=1)
-    eps: float | None = Field(None, ge=0, le=1)
-    eps_in_sqrt: bool | None = Field(
-        None, description="adam: ε inside the square root (default, the book's formulas) or outside (torch.optim)."
-    )
-    noise_std: float | None = Field(None, ge=0, le=1e6, description="sgd: std of the gradient noise.")
-    seed: int = Field(0, ge=0, le=2**63 - 1, description="sgd: seed of the gradient noise.")
-    schedule: Literal["constant", "exponential", "polynomial"] = Field(
-        "constant", description="η_t = η·s(t): 1, e^(−0.1t) or (1+0.1t)^(−0.5); step k uses t = k + 1."
-    )
-
-    @property
-    def display(self) -> str:
-        """The label, or the name."""
-        return self.label or self.name
 
 
 DEFAULTS: dict[str, dict[str, float]] = {

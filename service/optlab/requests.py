@@ -1,14 +1,12 @@
-"""What the lab is asked: one request model per entry point (also the HTTP bodies of its routes)."""
+"""What the lab is asked: one request model per entry point (also the HTTP bodies of its routes), and the
+optimizer configs, backends and datasets they name. No torch here: the thin client shares these models."""
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from service.optlab.constrained import Constraint, Method
-from service.optlab.functions import Backend
-from service.optlab.linreg import Dataset
-from service.optlab.optimizers import OptimizerConfig
+from service.optlab.sets import Constraint, Method
 from service.wire import exactly_one_schema, refuse_explicit_nulls
 
 FUNCTION_FIELD = Field(
@@ -18,6 +16,38 @@ FUNCTION_FIELD = Field(
     examples=["0.1*x1**2 + 2*x2**2"],
 )
 Point = list[float]
+Backend = Literal["compiled", "autograd"]
+Dataset = Literal["airfoil", "synthetic"]
+
+
+class OptimizerConfig(BaseModel):
+    """One optimizer and its hyperparameters; fields left out take the book's defaults for that optimizer."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
+
+    name: str = Field(..., max_length=40, description="gd, sgd, momentum, nesterov, ..., or torch:<name>")
+    label: str | None = Field(None, max_length=80, description="A display name for comparisons and plots.")
+    lr: float | None = Field(None, gt=0, le=1e6, description="Learning rate η (Newton: the damping).")
+    momentum: float | None = Field(None, ge=0, lt=1)
+    nesterov: bool | None = Field(None, description="torch:sgd only; our `nesterov` optimizer implies it.")
+    gamma: float | None = Field(None, ge=0, lt=1, description="RMSProp's decay (torch's alpha).")
+    rho: float | None = Field(None, ge=0, lt=1, description="Adadelta's decay.")
+    beta1: float | None = Field(None, ge=0, lt=1)
+    beta2: float | None = Field(None, ge=0, lt=1)
+    eps: float | None = Field(None, ge=0, le=1)
+    eps_in_sqrt: bool | None = Field(
+        None, description="adam: ε inside the square root (default, the book's formulas) or outside (torch.optim)."
+    )
+    noise_std: float | None = Field(None, ge=0, le=1e6, description="sgd: std of the gradient noise.")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="sgd: seed of the gradient noise.")
+    schedule: Literal["constant", "exponential", "polynomial"] = Field(
+        "constant", description="η_t = η·s(t): 1, e^(−0.1t) or (1+0.1t)^(−0.5); step k uses t = k + 1."
+    )
+
+    @property
+    def display(self) -> str:
+        """The label, or the name."""
+        return self.label or self.name
 
 
 class _Strict(BaseModel):

@@ -12,18 +12,18 @@ import torch
 
 from service.errors import InvalidInput
 from service.optlab.budget import check_budget
-from service.optlab.functions import Backend, Objective
+from service.optlab.functions import Objective
 from service.optlab.numbers import DIVERGENCE_BOUND, finite_list, finite_or_none
 from service.optlab.optimizers import (
     CURVATURE_OPTIMIZERS,
     RULES,
     Hyper,
-    OptimizerConfig,
     build_torch_optimizer,
     learning_rate,
     resolve,
     state_names,
 )
+from service.optlab.requests import Backend, OptimizerConfig
 from service.optlab.results import RunEvent, StepNote, TrajectoryPoint, TrajectoryRun
 
 MAX_EVENTS = 50

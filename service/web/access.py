@@ -6,7 +6,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
 from service.access import Scope
-from service.api.security import RequireScope
+from service.api.plumbing.security import RequireScope
 from service.errors import Unauthorized
 
 SIGN_IN_PATH = "/ui/signin"

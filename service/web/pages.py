@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from service.api.deps import JobDep, SessionDep, SettingsDep
+from service.api.plumbing.deps import JobDep, SessionDep, SettingsDep
 from service.jobspec.paths import flatten
 from service.jobspec.status import JobStatus
 from service.storage import jobs
@@ -33,7 +33,7 @@ def _jobs_context(session: SessionDep, status: JobStatus | None, page: int) -> d
         "pages": max(1, math.ceil(total / PAGE_SIZE)),
         "status": status.value if status else "",
         "statuses": [s.value for s in JobStatus],
-        "live": any(r.status in ("queued", "running") for r in rows),
+        "live": any(r.status.active for r in rows),
     }
 
 

@@ -6,9 +6,9 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from service.api.cookies import check_same_origin, end_session, start_session
-from service.api.deps import SessionFactoryDep, SettingsDep
-from service.api.security import GuardsDep, authenticate
+from service.api.plumbing.cookies import check_same_origin, end_session, start_session
+from service.api.plumbing.deps import SessionFactoryDep, SettingsDep
+from service.api.plumbing.security import GuardsDep, authenticate
 from service.web.access import SIGN_IN_PATH
 from service.web.templating import render
 

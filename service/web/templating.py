@@ -8,9 +8,12 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from service import __version__
-from service.api.cookies import CSRF_COOKIE, CSRF_HEADER
+from service.api.plumbing.cookies import CSRF_COOKIE, CSRF_HEADER
+from service.jobspec.status import JobStatus
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
+TEMPLATES.env.globals["JobStatus"] = JobStatus  # templates compare with the enum and print its values
+TEMPLATES.env.globals["FINAL_STATUSES"] = ",".join(s.value for s in JobStatus if s.finished)  # for job.js
 
 # Scripts and data only from this server: no inline script runs, and the browser may call nothing else.
 CONTENT_SECURITY_POLICY = (

@@ -10,6 +10,7 @@ from PIL import Image
 from models.catalog import list_models
 from service.errors import NotFound
 from service.jobspec.spec import BOOK_BATCH_SIZE, BOOK_EPOCHS
+from service.jobspec.status import JobStatus
 from service.records import EpochRecord, History
 from service.storage.orm import Job
 from service.training.datasets import load_dataset
@@ -18,7 +19,7 @@ from service.training.datasets import load_dataset
 @dataclass(frozen=True)
 class JobRow:
     id: int
-    status: str
+    status: JobStatus
     architecture: str
     dataset: str
     epoch: int
@@ -32,10 +33,10 @@ class JobRow:
 def job_row(job: Job) -> JobRow:
     """One line of the jobs table."""
     total = job.total_steps or 0
-    done = 1.0 if job.status.value == "succeeded" else (job.step / total if total else 0.0)
+    done = 1.0 if job.status is JobStatus.succeeded else (job.step / total if total else 0.0)
     return JobRow(
         id=job.id,
-        status=job.status.value,
+        status=job.status,
         architecture=str(job.spec.get("architecture", "?")),
         dataset=str(job.spec.get("dataset", "?")),
         epoch=job.epoch,

@@ -138,7 +138,7 @@ class JobWorker:
             self._finish(lease, JobStatus.failed, reason="training raised an error", error=_message(exc))
             return
         if spec.processes > 1:
-            run_ranks(self, spec, lease, resume_from)
+            run_ranks(self, spec, lease, resume_from, rank_zero=record_as_rank_zero)
         else:
             self.train_job(spec, lease, resume_from)
 
@@ -257,3 +257,23 @@ def run_worker(settings: Settings, *, shutdown: threading.Event | None = None, b
     """Run a worker on `settings` until `shutdown` is set (or the queue is empty with `burst`)."""
     with closing(JobWorker.create(settings, shutdown=shutdown)) as worker:
         return worker.run(burst=burst)
+
+
+def record_as_rank_zero(
+    settings: Settings,
+    worker_id: str,
+    shutdown: threading.Event,
+    lease: Lease,
+    spec: JobSpec,
+    resume_from: bytes | None,
+    device: str,
+    group: Group,
+) -> None:
+    """Rank 0 of a distributed job (worker/ranks.py): a worker of its own on the database, with the spawning
+    worker's id and lease, that trains its share, records the history and checkpoints and ends the job."""
+    engine = make_engine(settings.database_url)
+    try:
+        worker = JobWorker(settings, engine, make_session_factory(engine), shutdown, worker_id)
+        worker.train_job(spec, lease, resume_from, device=device, group=group)
+    finally:
+        engine.dispose()

@@ -11,36 +11,49 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch.multiprocessing as mp
+from sqlalchemy.orm import Session, sessionmaker
 from torch.multiprocessing.spawn import ProcessContext, ProcessException, start_processes
 
 from service.config import Settings
 from service.errors import LeaseLost
 from service.jobspec.spec import JobSpec
 from service.jobspec.status import JobStatus
-from service.storage.db import make_engine, make_session_factory
 from service.storage.jobs import add_status_event
 from service.storage.orm import Job
 from service.training import fit
 from service.training.distributed import free_port, process_group, rank_device
+from service.training.group import Group
 from service.worker.leases import Lease, begin_fenced
-
-if TYPE_CHECKING:
-    from service.worker.loop import JobWorker
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
+# Rank 0's work as a worker of its own: (settings, worker id, shutdown, lease, spec, resume_from, device, group).
+# The worker loop passes its own function (a module-level one, so that the spawned rank can import it).
+RankZero = Callable[[Settings, str, threading.Event, Lease, JobSpec, bytes | None, str, Group], None]
 
 
-def run_ranks(worker: "JobWorker", spec: JobSpec, lease: Lease, resume_from: bytes | None) -> None:
+class GroupOwner(Protocol):
+    """The worker that spawns the ranks: what they and the requeue need of it."""
+
+    settings: Settings
+    worker_id: str
+    shutdown: threading.Event
+    session_factory: sessionmaker[Session]
+
+
+def run_ranks(
+    worker: GroupOwner, spec: JobSpec, lease: Lease, resume_from: bytes | None, *, rank_zero: RankZero
+) -> None:
     """Train `spec` across `spec.processes` ranks; requeue (or, too often lost, fail) the job if a rank fails."""
     # A pipe, not an Event: setting a multiprocessing Event blocks for good once a rank that waited on it died.
     # Rank 0 watches the read end: a message asks it to stop; end of file means this worker is gone.
     stop, ask_stop = mp.get_context("spawn").Pipe(duplex=False)
-    args = (worker.settings, worker.worker_id, lease, spec, resume_from, free_port(), stop)
+    args = (worker.settings, worker.worker_id, lease, spec, resume_from, free_port(), stop, rank_zero)
     ranks: ProcessContext = start_processes(  # type: ignore[no-untyped-call]
         _rank_main, args=args, nprocs=spec.processes, join=False, start_method="spawn"
     )
@@ -63,7 +76,7 @@ def run_ranks(worker: "JobWorker", spec: JobSpec, lease: Lease, resume_from: byt
         ask_stop.close()
 
 
-def _settle_failed_group(worker: "JobWorker", lease: Lease, message: str) -> None:
+def _settle_failed_group(worker: GroupOwner, lease: Lease, message: str) -> None:
     """Count the failure as a lost worker and requeue the job, or end it failed once it was lost too often."""
     with worker.session_factory() as session:
         begin_fenced(session, lease, lost_leases=Job.lost_leases + 1)
@@ -87,6 +100,7 @@ def _rank_main(
     resume_from: bytes | None,
     port: int,
     stop: Connection,
+    rank_zero: RankZero,
 ) -> None:
     """One rank: join the group and train; rank 0 also records and ends the job like a worker."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the worker, which stops the group cleanly
@@ -97,16 +111,9 @@ def _rank_main(
         if not group.reports:
             fit(spec, data_dir=settings.data_dir, resume_from=resume_from, device=str(device), group=group)
             return
-        from service.worker.loop import JobWorker  # the loop spawns this module's ranks
-
         shutdown = threading.Event()
         threading.Thread(target=_watch, args=(stop, shutdown), daemon=True).start()
-        engine = make_engine(settings.database_url)
-        try:
-            worker = JobWorker(settings, engine, make_session_factory(engine), shutdown, worker_id)
-            worker.train_job(spec, lease, resume_from, device=str(device), group=group)
-        finally:
-            engine.dispose()
+        rank_zero(settings, worker_id, shutdown, lease, spec, resume_from, str(device), group)
 
 
 def _watch(stop: Connection, shutdown: threading.Event) -> None:

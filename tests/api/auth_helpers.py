@@ -10,8 +10,8 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Mount, Route
 
 from service.access import Scope
-from service.api.routes import all_routes
-from service.api.security import PUBLIC_PATHS, RequireScope
+from service.api.plumbing.routes import all_routes
+from service.api.plumbing.security import PUBLIC_PATHS, RequireScope
 from service.config import AccessSettings, AuthMode, Settings
 from service.storage import tokens
 from tests.api.conftest import make_settings

@@ -11,8 +11,8 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from service.access import Scope
-from service.api.routes import all_routes
-from service.api.security import PUBLIC_PATHS
+from service.api.plumbing.routes import all_routes
+from service.api.plumbing.security import PUBLIC_PATHS
 from service.main import create_app
 from tests.api.auth_helpers import (
     bearer,

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from service.api.schemas import ErrorResponse
+from service.api.wire.errors import ErrorResponse
 from tests.api.conftest import SMALL_JOB
 
 

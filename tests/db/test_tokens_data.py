@@ -7,10 +7,10 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.access import Scope, hash_secret
-from service.access.bootstrap import BOOTSTRAP_NAME, SUPPLIED_NAME, ensure_admin
 from service.errors import Conflict, InvalidInput, NotFound
 from service.jobspec.spec import JobRequest
 from service.storage import jobs, tokens
+from service.storage.bootstrap import BOOTSTRAP_NAME, SUPPLIED_NAME, ensure_admin
 from service.storage.orm import ApiToken, Job
 
 SPEC = JobRequest.model_validate({"architecture": "lenet", "dataset": "fashion_mnist", "epochs": 1}).resolve()

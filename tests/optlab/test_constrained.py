@@ -6,8 +6,9 @@ import pytest
 from pydantic import ValidationError
 
 from service.errors import InvalidInput
-from service.optlab.constrained import Ball, HalfSpace, minimize_constrained
+from service.optlab.constrained import minimize_constrained
 from service.optlab.functions import resolve_objective
+from service.optlab.sets import Ball, HalfSpace
 
 TARGET = "(x1 - 2)**2 + (x2 - 2)**2"  # unconstrained minimum (2, 2), outside both sets
 BALL = Ball(kind="ball", center=[0.0, 0.0], radius=1.0)  # optimum (1/√2, 1/√2)

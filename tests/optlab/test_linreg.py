@@ -4,7 +4,7 @@ import pytest
 
 from service.errors import DatasetUnavailable, InvalidInput
 from service.optlab.linreg import load_dataset, optimum_loss, train_linreg
-from service.optlab.optimizers import OptimizerConfig
+from service.optlab.requests import OptimizerConfig
 
 OPTIMUM = 0.241688
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from service.optlab.functions import resolve_objective
-from service.optlab.optimizers import OptimizerConfig
+from service.optlab.requests import OptimizerConfig
 from service.optlab.trajectories import run_trajectory
 
 TOL = 1e-6

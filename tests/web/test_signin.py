@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from service.access import Scope
-from service.api.cookies import CSRF_COOKIE, CSRF_HEADER, TOKEN_COOKIE
+from service.api.plumbing.cookies import CSRF_COOKIE, CSRF_HEADER, TOKEN_COOKIE
 from service.main import create_app
 from tests.api.auth_helpers import bearer, issue_token, required_settings
 from tests.api.conftest import SMALL_JOB, make_client

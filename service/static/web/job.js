@@ -4,7 +4,7 @@
 (function () {
   const root = document.getElementById("job");
   const id = root.dataset.jobId;
-  const FINAL = ["succeeded", "failed", "cancelled"];
+  const FINAL = root.dataset.final.split(","); // the finished statuses, from the server's enum
   const epochs = new Map(); // epoch -> record; keyed, so a replayed event cannot double a point
   let lastEventId = Number(root.dataset.lastEventId);
   let refreshing = null;

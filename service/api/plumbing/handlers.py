@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.api.routes import allowed_methods
+from service.api.plumbing.routes import allowed_methods
 from service.errors import ConvlabError, describe_validation_errors
 
 log = logging.getLogger("convlab.api")

@@ -1,30 +1,17 @@
-"""`convlab token create | list | revoke`, and the bootstrap admin token `convlab serve` makes when it must."""
+"""What `convlab token create | list | revoke` does, and the bootstrap admin token `convlab serve` makes when it
+must: the operator's commands on the token table (their parser is in cli.py, which loads this only to run one)."""
 
 import argparse
 import sys
 
 from sqlalchemy.orm import Session
 
-from service.access.bootstrap import ensure_admin
 from service.access.principal import Scope
 from service.config import Settings
 from service.errors import ConvlabError
 from service.storage import tokens
+from service.storage.bootstrap import ensure_admin
 from service.storage.db import begin_write, make_engine, make_session_factory, upgrade_database
-
-
-def add_token_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    """Add `convlab token ...` to the command line."""
-    token = commands.add_parser("token", help="API tokens: create, list, revoke")
-    actions = token.add_subparsers(dest="token_command", required=True)
-    create = actions.add_parser("create", help="make a token; its secret is printed once, as the last line")
-    create.add_argument("name")
-    create.add_argument(
-        "--scope", action="append", required=True, choices=[s.value for s in Scope], help="repeat for several"
-    )
-    actions.add_parser("list", help="list tokens (names, scopes, last use; never a secret)")
-    revoke = actions.add_parser("revoke", help="revoke a token: the next request with it is refused")
-    revoke.add_argument("name")
 
 
 def run_token_command(settings: Settings, args: argparse.Namespace) -> int:

@@ -4,9 +4,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from service.api.deps import JobDep, JobIdPath, SessionDep
-from service.api.schemas import ErrorResponse, HistoryRead
-from service.api.security import JOBS_READ, auth_responses
+from service.api.plumbing.deps import JobDep, JobIdPath, SessionDep
+from service.api.plumbing.security import JOBS_READ, auth_responses
+from service.api.wire.errors import ErrorResponse
+from service.api.wire.history import HistoryRead
 from service.storage import jobs
 from service.training.downsample import MIN_POINTS
 from service.training.plots import render_history

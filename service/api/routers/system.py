@@ -6,8 +6,8 @@ import torch
 from fastapi import APIRouter, Response
 
 from service import __version__
-from service.api.deps import SessionDep, SettingsDep
-from service.api.schemas import HealthRead, Probe, VersionRead
+from service.api.plumbing.deps import SessionDep, SettingsDep
+from service.api.wire.system import HealthRead, Probe, VersionRead
 from service.storage import jobs
 from service.storage.db import head_revision, schema_revision
 

@@ -4,11 +4,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from service.api.deps import MAX_EPOCH, JobIdPath
-from service.api.predict_inputs import read_inputs
-from service.api.schemas import ClassScore, ErrorResponse, PredictionRead, PredictResponse
-from service.api.security import PREDICT, auth_responses
-from service.inference import ONE_PIXEL_PNG, Predictions, Predictor, PredictRequest
+from service.api.plumbing.deps import MAX_EPOCH, JobIdPath, PredictorDep
+from service.api.plumbing.predict_inputs import read_inputs
+from service.api.plumbing.security import PREDICT, auth_responses
+from service.api.wire.errors import ErrorResponse
+from service.api.wire.predict import ClassScore, PredictionRead, PredictResponse
+from service.inference import ONE_PIXEL_PNG, Predictions, PredictRequest
 
 router = APIRouter(
     prefix="/jobs", tags=["predict"], dependencies=[Depends(PREDICT)], responses=auth_responses(limited=True)
@@ -35,13 +36,6 @@ REQUEST_BODY: dict[str, Any] = {
 }
 
 
-async def running_predictor(request: Request) -> Predictor:
-    """The prediction service the lifespan made; async, so reading it costs no trip to a worker thread
-    (FastAPI runs a plain `def` dependency in its thread pool: a hand-off per request for an attribute read)."""
-    predictor: Predictor = request.app.state.predictor
-    return predictor
-
-
 @router.post(
     "/{job_id}/predict",
     summary="Classify images with a trained job",
@@ -59,7 +53,7 @@ async def running_predictor(request: Request) -> Predictor:
 async def predict(
     request: Request,
     job_id: JobIdPath,
-    predictor: Annotated[Predictor, Depends(running_predictor)],
+    predictor: PredictorDep,
     top_k: Annotated[int, Query(ge=1, le=1000, description="How many ranked classes to return per image.")] = 3,
     checkpoint: Annotated[
         int | None, Query(ge=0, le=MAX_EPOCH, description="Use the checkpoint of this epoch.")

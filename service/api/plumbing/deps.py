@@ -15,6 +15,7 @@ from service.config import Settings
 from service.inference import Predictor
 from service.storage import jobs
 from service.storage.orm import Job
+from service.telemetry.metrics import Metrics
 
 
 async def get_app_settings(request: Request) -> Settings:
@@ -48,10 +49,17 @@ async def get_predictor(request: Request) -> Predictor:
     return predictor
 
 
+async def get_metrics(request: Request) -> Metrics:
+    """This API process's Prometheus registry."""
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 # Ids are 64-bit and epochs 32-bit columns: larger numbers in a URL would overflow the driver (a 500), not 404.
 MAX_ID = 2**63 - 1
 MAX_EPOCH = 2**31 - 1

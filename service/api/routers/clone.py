@@ -4,10 +4,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Response
 
-from service.api.deps import JobIdPath, SessionDep, SettingsDep
-from service.api.jobs import QUOTA_RETRY_SECONDS, owner_of
-from service.api.schemas import ErrorResponse, JobRead
-from service.api.security import JOBS_READ, WritesJobs, auth_responses
+from service.api.plumbing.deps import JobIdPath, SessionDep, SettingsDep
+from service.api.plumbing.security import JOBS_READ, WritesJobs, auth_responses
+from service.api.routers.jobs import QUOTA_RETRY_SECONDS, owner_of
+from service.api.wire.errors import ErrorResponse
+from service.api.wire.jobs import JobRead
 from service.errors import Conflict, TooManyRequests
 from service.storage import jobs
 from service.storage.orm import Job

@@ -4,9 +4,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Response
 
-from service.api.deps import SessionDep
-from service.api.schemas import ErrorResponse, TokenCreate, TokenCreated, TokenRead
-from service.api.security import ADMIN, auth_responses
+from service.api.plumbing.deps import SessionDep
+from service.api.plumbing.security import ADMIN, auth_responses
+from service.api.wire.errors import ErrorResponse
+from service.api.wire.tokens import TokenCreate, TokenCreated, TokenRead
 from service.storage import tokens
 from service.storage.db import begin_write
 from service.storage.orm import ApiToken

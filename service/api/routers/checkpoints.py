@@ -4,9 +4,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Response
 
-from service.api.deps import MAX_EPOCH, JobIdPath, SessionDep
-from service.api.schemas import CheckpointRead, ErrorResponse
-from service.api.security import JOBS_READ, auth_responses
+from service.api.plumbing.deps import MAX_EPOCH, JobIdPath, SessionDep
+from service.api.plumbing.security import JOBS_READ, auth_responses
+from service.api.wire.errors import ErrorResponse
+from service.api.wire.history import CheckpointRead
 from service.storage import jobs
 
 router = APIRouter(prefix="/jobs", tags=["checkpoints"], dependencies=[Depends(JOBS_READ)], responses=auth_responses())

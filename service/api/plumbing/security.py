@@ -17,9 +17,9 @@ from starlette.concurrency import run_in_threadpool
 
 from service.access import ALL_SCOPES, Principal, Scope
 from service.access.limits import Guards
-from service.api.cookies import cookie_secret
-from service.api.deps import SessionFactoryDep, SettingsDep, get_guards
-from service.api.schemas import ErrorResponse
+from service.api.plumbing.cookies import cookie_secret
+from service.api.plumbing.deps import SessionFactoryDep, SettingsDep, get_guards
+from service.api.wire.errors import ErrorResponse
 from service.config import Settings
 from service.errors import Forbidden, Unauthorized
 from service.optlab.budget import work_budget

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 from pydantic_core import to_json
 
-from service.api.deps import SettingsDep
-from service.api.security import LAB, LabGateDep, auth_responses
+from service.api.plumbing.deps import SettingsDep
+from service.api.plumbing.security import LAB, LabGateDep, auth_responses
 from service.optlab import lab, plots
 from service.optlab import requests as rq
 from service.optlab import results as rs

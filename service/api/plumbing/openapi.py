@@ -12,9 +12,9 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
-from service.api.routes import api_routes
-from service.api.schemas import ErrorResponse
-from service.api.security import RequireScope
+from service.api.plumbing.routes import api_routes
+from service.api.plumbing.security import RequireScope
+from service.api.wire.errors import ErrorResponse
 
 ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
 DESCRIPTIONS = {

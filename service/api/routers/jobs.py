@@ -6,14 +6,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Response
 
 from service.access import Principal
-from service.api.deps import MAX_ID, JobDep, JobIdPath, SessionDep, SessionFactoryDep, SettingsDep
-from service.api.schemas import JOB_EXAMPLE, ErrorResponse, JobCreate, JobPage, JobRead
-from service.api.security import JOBS_READ, WritesJobs, auth_responses
+from service.api.plumbing.deps import MAX_ID, JobDep, JobIdPath, SessionDep, SessionFactoryDep, SettingsDep
+from service.api.plumbing.security import JOBS_READ, WritesJobs, auth_responses
+from service.api.wire.errors import ErrorResponse
+from service.api.wire.jobs import JOB_EXAMPLE, JobCreate, JobPage, JobRead
 from service.errors import Forbidden, TooManyRequests
 from service.jobspec.spec import JobSpec
 from service.jobspec.status import JobStatus
 from service.storage import fleet, jobs
-from service.storage.orm import Job
+from service.storage.orm import Job, Worker
 from service.training.admission import admit_job
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=auth_responses())
@@ -49,6 +50,11 @@ def admitted(
             retry_after=QUOTA_RETRY_SECONDS,
         )
     return Admitted(spec, body.priority)
+
+
+def job_read(job: Job, workers: list[Worker]) -> JobRead:
+    """The job as sent, with its waiting reason among the live `workers`."""
+    return JobRead.model_validate(job).model_copy(update={"waiting_reason": fleet.waiting_reason(job, workers)})
 
 
 def owner_of(principal: Principal) -> jobs.Owner:
@@ -103,7 +109,7 @@ def list_jobs(
     """A page of jobs, optionally with one status, newest first, and the total matching."""
     items, total = jobs.list_jobs(session, status=status, sweep=sweep, limit=limit, offset=offset)
     workers = fleet.live_workers(session, lease_seconds=settings.queue.lease_seconds)
-    return JobPage(items=[JobRead.of(j, workers) for j in items], total=total, limit=limit, offset=offset)
+    return JobPage(items=[job_read(j, workers) for j in items], total=total, limit=limit, offset=offset)
 
 
 @router.get(
@@ -111,7 +117,7 @@ def list_jobs(
 )
 def get_job(job: JobDep, session: SessionDep, settings: SettingsDep) -> JobRead:
     """Status, spec, progress and outcome of one job; a queued job that no live worker can run says why."""
-    return JobRead.of(job, fleet.live_workers(session, lease_seconds=settings.queue.lease_seconds))
+    return job_read(job, fleet.live_workers(session, lease_seconds=settings.queue.lease_seconds))
 
 
 @router.post(

@@ -10,10 +10,11 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.api.deps import MAX_ID, ExistingJobId, SessionFactoryDep, SettingsDep
-from service.api.schemas import ErrorResponse
-from service.api.security import JOBS_READ, auth_responses
+from service.api.plumbing.deps import MAX_ID, ExistingJobId, SessionFactoryDep, SettingsDep
+from service.api.plumbing.security import JOBS_READ, auth_responses
+from service.api.wire.errors import ErrorResponse
 from service.errors import InvalidInput
+from service.jobspec.status import JobStatus
 from service.storage import jobs
 
 router = APIRouter(prefix="/jobs", tags=["history"], dependencies=[Depends(JOBS_READ)], responses=auth_responses())
@@ -50,7 +51,7 @@ async def event_stream(
             return
         if state.finished:
             return
-        if state.job != last_progress and state.job["status"] == "running":
+        if state.job != last_progress and state.job["status"] == JobStatus.running:
             last_progress = state.job
             yield ServerSentEvent(event="progress", data={"job_id": job_id, **state.job})
         await asyncio.sleep(interval)

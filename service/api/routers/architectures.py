@@ -4,8 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from service.api.schemas import ArchitectureRead, ArchitectureSummary, ErrorResponse
-from service.api.security import JOBS_READ, auth_responses
+from service.api.plumbing.security import JOBS_READ, auth_responses
+from service.api.wire.architectures import ArchitectureRead, ArchitectureSummary
+from service.api.wire.errors import ErrorResponse
 from service.training.architectures import Architecture, LayerTable, catalogue, layer_table
 
 router = APIRouter(

@@ -4,16 +4,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
-from service.api.deps import MAX_ID, SessionDep, SessionFactoryDep, SettingsDep
-from service.api.jobs import owner_of
-from service.api.schemas import ErrorResponse
-from service.api.security import JOBS_READ, WritesJobs, auth_responses
-from service.api.sweep_schemas import SweepPage, SweepRead, SweepSummary
+from service.api.plumbing.deps import MAX_ID, SessionDep, SessionFactoryDep, SettingsDep
+from service.api.plumbing.security import JOBS_READ, WritesJobs, auth_responses
+from service.api.routers.jobs import owner_of
+from service.api.wire.errors import ErrorResponse
+from service.api.wire.sweeps import SweepPage, SweepRead, SweepSummary, TrialRead
 from service.errors import Forbidden
 from service.jobspec.spec import JobRequest
 from service.storage import sweeps as store
 from service.sweeps import advance, plots
 from service.sweeps.definition import SweepDefinition, SweepUpdate
+from service.sweeps.study import TrialView
 from service.training.admission import admit_job
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"], responses=auth_responses())
@@ -37,7 +38,23 @@ def changeable(sweep_id: SweepIdPath, principal: WritesJobs, factory: SessionFac
 
 def _read(session: SessionDep, sweep_id: int) -> SweepRead:
     sweep = store.get_sweep(session, sweep_id)
-    return SweepRead.of(sweep, advance.load_trials(session, sweep))
+    trials = advance.load_trials(session, sweep)
+    best = advance.best_trial(sweep, trials)
+    summary = SweepSummary.model_validate(sweep).model_dump()
+    return SweepRead(**summary, trials=[_trial_read(t) for t in trials], best=_trial_read(best) if best else None)
+
+
+def _trial_read(trial: TrialView) -> TrialRead:
+    return TrialRead(
+        number=trial.number,
+        job_id=trial.job_id,
+        params=trial.params,
+        status=trial.status,
+        state=trial.state.name,
+        pruned_epoch=trial.pruned_epoch,
+        value=trial.value,
+        values=trial.intermediate,
+    )
 
 
 @router.post("", status_code=201, summary="Start a sweep", response_model=SweepRead, responses=INVALID)

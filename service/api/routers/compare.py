@@ -4,9 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from service.api.deps import SessionDep
-from service.api.schemas import ErrorResponse
-from service.api.security import JOBS_READ, auth_responses
+from service.api.plumbing.deps import SessionDep
+from service.api.plumbing.security import JOBS_READ, auth_responses
+from service.api.wire.errors import ErrorResponse
 from service.errors import InvalidInput
 from service.sweeps.compare import MAX_COMPARED, PARAMETER, Comparison, compare_jobs, parse_job_ids
 

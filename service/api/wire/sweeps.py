@@ -1,4 +1,4 @@
-"""Wire types of sweeps, comparisons and clones (the requests are in service/sweeps/definition.py)."""
+"""Wire types of sweeps (the request is service/sweeps/definition.py; routers/sweeps.py fills these in)."""
 
 from datetime import datetime
 from typing import Any
@@ -6,9 +6,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.jobspec.status import JobStatus, SweepStatus
-from service.storage.orm import Sweep
-from service.sweeps.advance import best_trial
-from service.sweeps.study import TrialView
 
 
 class TrialRead(BaseModel):
@@ -22,20 +19,6 @@ class TrialRead(BaseModel):
     pruned_epoch: int | None = None
     value: float | None = Field(None, description="The metric at the trial's last finished epoch.")
     values: dict[int, float] = Field(default_factory=dict, description="The metric per finished epoch.")
-
-    @classmethod
-    def of(cls, trial: TrialView) -> "TrialRead":
-        """The wire form of a stored trial."""
-        return cls(
-            number=trial.number,
-            job_id=trial.job_id,
-            params=trial.params,
-            status=trial.status,
-            state=trial.state.name,
-            pruned_epoch=trial.pruned_epoch,
-            value=trial.value,
-            values=trial.intermediate,
-        )
 
 
 class SweepSummary(BaseModel):
@@ -67,13 +50,6 @@ class SweepRead(SweepSummary):
 
     trials: list[TrialRead]
     best: TrialRead | None = Field(None, description="The finished trial with the best final metric.")
-
-    @classmethod
-    def of(cls, sweep: Sweep, trials: list[TrialView]) -> "SweepRead":
-        """The wire form of a sweep and its stored trials."""
-        best = best_trial(sweep, trials)
-        summary = SweepSummary.model_validate(sweep).model_dump()
-        return cls(**summary, trials=[TrialRead.of(t) for t in trials], best=TrialRead.of(best) if best else None)
 
 
 class SweepPage(BaseModel):
