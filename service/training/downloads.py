@@ -33,10 +33,13 @@ CHUNK_BYTES = 1 << 20
 TIMEOUT = httpx.Timeout(30.0, connect=15.0)  # a silent server fails the download instead of hanging the job
 
 
-# The optimization lab's airfoil file (d2l's optimization chapter): the LF copy in a public d2l port, the same
-# numbers as the CRLF copy the book's data hub serves; its sha256 is recorded here (sha1 d9dfd00e...0801c).
+# The optimization lab's airfoil file (d2l's optimization chapter): the LF copy in a public d2l port, at a fixed
+# commit, the same numbers as the CRLF copy the book's data hub serves; sha256 recorded here (sha1 d9dfd00e...0801c).
 AIRFOIL_FILE = "airfoil_self_noise.dat"
-AIRFOIL_URL = "https://raw.githubusercontent.com/ShusenTang/Dive-into-DL-PyTorch/master/data/airfoil_self_noise.dat"
+AIRFOIL_URL = (
+    "https://raw.githubusercontent.com/ShusenTang/Dive-into-DL-PyTorch/"
+    "78b366f8020725f14a533ff1804aaf890dacc14e/data/airfoil_self_noise.dat"
+)
 AIRFOIL_SHA256 = "10ee06e6cfb27dae6b44213d421d217012fb1f9b697592e73a4e4016b52d425f"
 
 
