@@ -57,7 +57,8 @@ class Source:
         if not path.is_file():
             return False
         with path.open("rb") as stream:
-            return hashlib.file_digest(stream, self.algorithm).hexdigest() == self.checksum
+            digest = hashlib.file_digest(stream, lambda: hashlib.new(self.algorithm, usedforsecurity=False))
+        return digest.hexdigest() == self.checksum
 
 
 def sources(dataset: str, folder: str, mirror: str | None) -> list[Source]:
