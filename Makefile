@@ -4,8 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 # The sibling data folder when there is one; without it `make run` keeps datasets under .convlab/datasets and
-# downloads each on first use. Tests read the shared data with downloads off, so they never reach the internet.
+# downloads each on first use.
 DATA_DIR ?= $(wildcard $(abspath ../shared/datasets))
+# The suite's real data: CONVLAB_DATA_DIR, else DATA_DIR (the sibling folder), else a cache that `make test-data`
+# fills once (checksums verified, from CONVLAB_DATASET_MIRROR when set). The test run itself never downloads.
+TEST_DATA_CACHE := $(abspath .convlab/test-data)
+TEST_DATA_DIR := $(or $(CONVLAB_DATA_DIR),$(DATA_DIR),$(TEST_DATA_CACHE))
 HOST ?= 127.0.0.1
 PORT ?= 8000
 # Two pytest processes (pytest-xdist), one test file at a time each: much of the suite waits on subprocesses,
@@ -13,7 +17,7 @@ PORT ?= 8000
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: run test lint install test-deps image bench clean
+.PHONY: run test test-data lint install test-deps image bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,8 +59,15 @@ run: install
 	$(if $(DATA_DIR),CONVLAB_DATA_DIR=$${CONVLAB_DATA_DIR:-$(DATA_DIR)}) CONVLAB_ALLOW_DOWNLOAD=$${CONVLAB_ALLOW_DOWNLOAD:-true} \
 		$(BIN)/convlab serve --host $(HOST) --port $(PORT) --workers 1
 
-test: install test-deps
-	CONVLAB_DATA_DIR=$${CONVLAB_DATA_DIR:-$(DATA_DIR)} CONVLAB_ALLOW_DOWNLOAD=false $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+test-data: install
+ifeq ($(TEST_DATA_DIR),$(TEST_DATA_CACHE))
+	$(BIN)/python -m service.training.prefetch $(TEST_DATA_CACHE)
+else
+	@echo "test data: $(TEST_DATA_DIR) (nothing to fetch)"
+endif
+
+test: install test-deps test-data
+	CONVLAB_DATA_DIR=$(TEST_DATA_DIR) CONVLAB_ALLOW_DOWNLOAD=false $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,4 +1,9 @@
-"""A local dataset mirror for tests: python's http.server in a thread, counting the requests per file."""
+"""A local dataset mirror for tests: python's http.server in a thread over a data directory, counting requests.
+
+A mirror has the data directory's layout (`FashionMNIST/raw/<file>`, `MNIST/raw/<file>`, `airfoil/<file>`), so
+serving a data directory as it is makes one; requests are counted by path under the root, e.g.
+`MNIST/raw/train-images-idx3-ubyte.gz`.
+"""
 
 import threading
 import time
@@ -22,7 +27,7 @@ class _Handler(SimpleHTTPRequestHandler):
     mirror: Mirror
 
     def do_GET(self) -> None:
-        self.mirror.requests[self.path.rsplit("/", 1)[-1]] += 1
+        self.mirror.requests[self.path.lstrip("/")] += 1
         time.sleep(self.mirror.delay_seconds)
         super().do_GET()
 
@@ -32,7 +37,7 @@ class _Handler(SimpleHTTPRequestHandler):
 
 @contextmanager
 def serve_directory(root: Path, *, delay_seconds: float = 0.0) -> Iterator[Mirror]:
-    """Serve the files of `root` at http://127.0.0.1:PORT/mirror/ until the block ends."""
+    """Serve the files of `root` at http://127.0.0.1:PORT/ until the block ends."""
     mirror = Mirror(url="", delay_seconds=delay_seconds)
     handler = type("Handler", (_Handler,), {"mirror": mirror})
     server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(root)))

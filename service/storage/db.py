@@ -10,7 +10,10 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
-ALEMBIC_DIR = Path(__file__).resolve().parents[2] / "alembic"
+# The migrations: alembic/ at the top of a source checkout; a wheel carries the same files as service/migrations
+# (setup.py maps the folder there), since a top-level `alembic` would shadow the alembic library itself.
+_PACKAGED = Path(__file__).resolve().parents[1] / "migrations"
+ALEMBIC_DIR = _PACKAGED if (_PACKAGED / "env.py").is_file() else Path(__file__).resolve().parents[2] / "alembic"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Execution option that makes the next SQLite transaction take the write lock at BEGIN.
 IMMEDIATE = "convlab_begin_immediate"
@@ -105,12 +108,11 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 def alembic_config(url: str) -> Any:
-    """An Alembic Config for `url` using the migrations in the repository's alembic/ folder."""
+    """An Alembic Config for `url` using convlab's migrations (the repository's alembic/ folder, or the wheel's)."""
     from alembic.config import Config
 
     if not (ALEMBIC_DIR / "env.py").is_file():
-        # A non-editable install leaves the migrations behind in the source tree.
-        raise RuntimeError(f"migrations not found in {ALEMBIC_DIR}: install convlab with `pip install -e .`")
+        raise RuntimeError(f"migrations not found in {ALEMBIC_DIR}: install convlab from its wheel or source tree")
     config = Config()
     config.set_main_option("script_location", str(ALEMBIC_DIR))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))

@@ -51,8 +51,8 @@ def make_settings(state_dir: Path, data_dir: Path, **overrides) -> Settings:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, data_dir: Path) -> Settings:
-    return make_settings(tmp_path, data_dir, jobs=JobLimits(max_epochs=20, max_batch_size=1024))
+def settings(tmp_path: Path, data_path: Path) -> Settings:
+    return make_settings(tmp_path, data_path, jobs=JobLimits(max_epochs=20, max_batch_size=1024))
 
 
 @pytest.fixture

@@ -24,8 +24,8 @@ COMPARISON = {k: v for k, v in ISSUE_EXAMPLE.items() if k != "optimizer"}
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[TestClient]:
-    app = create_app(make_settings(tmp_path_factory.mktemp("optlab"), data_dir))
+def client(tmp_path_factory: pytest.TempPathFactory, data_path: Path) -> Iterator[TestClient]:
+    app = create_app(make_settings(tmp_path_factory.mktemp("optlab"), data_path))
     with TestClient(app) as client:
         yield client
 
@@ -183,7 +183,7 @@ def test_constrained_endpoint(client):
     assert result["final"]["x"] == pytest.approx([0.5, 0.5]) and len(result["points"]) == 101
 
 
-def test_linreg_compares_optimizers_on_airfoil(client):
+def test_linreg_compares_optimizers_on_airfoil(client, data_dir):
     body = {"optimizers": [{"name": "gd", "lr": 0.05}, {"name": "adam", "lr": 0.01}], "batch_size": 10, "epochs": 2}
     result = post(client, "/optimizers/linreg", body)
     assert result["optimum_loss"] == pytest.approx(0.241688, abs=1e-6)
@@ -192,7 +192,7 @@ def test_linreg_compares_optimizers_on_airfoil(client):
         assert len(run["curve"]) == 31
 
 
-def test_linreg_plot_and_limits(client):
+def test_linreg_plot_and_limits(client, data_dir):
     response = client.post(
         "/optimizers/linreg/plot?format=svg", json={"optimizer": {"name": "adam", "lr": 0.01}, "epochs": 1}
     )

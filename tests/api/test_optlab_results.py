@@ -31,7 +31,11 @@ CASES = [
         },
         rs.Constrained,
     ),
-    ("/optimizers/linreg", {"optimizers": [{"name": "sgd", "lr": 0.005}, {"name": "adam"}], "epochs": 1}, rs.Linreg),
+    (
+        "/optimizers/linreg",
+        {"optimizers": [{"name": "sgd", "lr": 0.005}, {"name": "adam"}], "dataset": "synthetic", "epochs": 1},
+        rs.Linreg,
+    ),
 ]
 
 

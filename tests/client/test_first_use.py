@@ -13,7 +13,7 @@ from tests.mirror import serve_directory
 def test_the_first_job_downloads_its_dataset_and_watch_shows_it(tmp_path: Path, data_dir: Path):
     state = tmp_path / "state"
     state.mkdir()
-    with serve_directory(data_dir / "MNIST" / "raw") as mirror:
+    with serve_directory(data_dir) as mirror:  # a data directory is a mirror
         port = free_port()
         env = {"CONVLAB_DATA_DIR": "", "CONVLAB_ALLOW_DOWNLOAD": "true", "CONVLAB_DATASET_MIRROR": mirror.url}
         server = start_serve(state, data_dir, port, workers=1, **env)
@@ -35,6 +35,6 @@ def test_the_first_job_downloads_its_dataset_and_watch_shows_it(tmp_path: Path, 
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     verified = [line.split()[3] for line in lines if line.startswith("dataset mnist: verified ")]
-    assert sorted(verified) == sorted(mirror.requests) and len(verified) == 4
+    assert sorted(f"MNIST/raw/{name}" for name in verified) == sorted(mirror.requests) and len(verified) == 4
     assert lines[-1].startswith("job 1: succeeded")
     assert sorted(p.name for p in (state / "datasets" / "MNIST" / "raw").iterdir()) == sorted(verified)

@@ -1,4 +1,4 @@
-"""Datasets on first use, from a local mirror serving the shared .gz files (never the internet)."""
+"""Datasets on first use, from a local mirror: the shared data directory served as it is (never the internet)."""
 
 import hashlib
 import shutil
@@ -15,6 +15,7 @@ from service.jobspec.status import JobStatus
 from service.storage.db import make_engine, make_session_factory, upgrade_database
 from service.storage.orm import JobEvent
 from service.training import Callbacks, DownloadProgress, fit, load_dataset
+from service.training.downloads import AIRFOIL_SHA256, AIRFOIL_URL, sources
 from tests.mirror import serve_directory
 from tests.queue.processes import start_worker, submit, wait_for_status, worker_env
 
@@ -24,6 +25,7 @@ FILES = (
     "t10k-images-idx3-ubyte.gz",
     "t10k-labels-idx1-ubyte.gz",
 )
+FASHION = [f"FashionMNIST/raw/{name}" for name in FILES]
 SPEC = JobRequest(architecture="bn_lenet", epochs=1, batch_size=64, train_subset=256, test_subset=128).resolve()
 
 
@@ -42,17 +44,49 @@ class Downloads(Callbacks):
 def test_fit_downloads_fashion_mnist_from_the_mirror_once_then_trains(tmp_path, data_dir):
     data = tmp_path / "data"
     callbacks = Downloads()
-    with serve_directory(data_dir / "FashionMNIST" / "raw") as mirror:
+    with serve_directory(data_dir) as mirror:
         result = fit(SPEC, data_dir=data, allow_download=True, dataset_mirror=mirror.url, callbacks=callbacks)
         load_dataset("fashion_mnist", data, allow_download=True, mirror=mirror.url)  # present now: no request
     assert result.status == "completed" and result.final_metrics is not None
-    assert mirror.requests == {name: 1 for name in FILES}
+    assert mirror.requests == dict.fromkeys(FASHION, 1)
     for name in FILES:
         assert md5(data / "FashionMNIST" / "raw" / name) == md5(data_dir / "FashionMNIST" / "raw" / name)
     verified = [p.file for p in callbacks.seen if p.verified]
     assert verified == list(FILES)
     assert all(p.url.startswith(mirror.url) for p in callbacks.seen)
     assert [p.name for p in data.iterdir() if not p.name.endswith(".lock")] == ["FashionMNIST"]  # no staging
+
+
+def test_one_mirror_serves_fashion_mnist_and_mnist_whose_files_share_names(tmp_path, data_dir):
+    data = tmp_path / "data"
+    with serve_directory(data_dir) as mirror:
+        fashion = load_dataset("fashion_mnist", data, allow_download=True, mirror=mirror.url + "/", test_subset=8)
+        digits = load_dataset("mnist", data, allow_download=True, mirror=mirror.url.rstrip("/"), test_subset=8)
+    assert mirror.requests == dict.fromkeys([*FASHION, *(f"MNIST/raw/{name}" for name in FILES)], 1)
+    for folder in ("FashionMNIST/raw", "MNIST/raw"):
+        for name in FILES:
+            assert md5(data / folder / name) == md5(data_dir / folder / name)
+    assert fashion.checksum != digits.checksum
+    assert fashion.checksum == load_dataset("fashion_mnist", data_dir, test_subset=8).checksum
+
+
+def test_mirror_addresses_follow_the_data_directory_layout():
+    mirror = "http://127.0.0.1:9/data/"
+    assert sources("mnist", "MNIST/raw", mirror)[0].urls == (
+        "http://127.0.0.1:9/data/MNIST/raw/train-images-idx3-ubyte.gz",
+    )
+    airfoil = sources("airfoil", "airfoil", mirror.rstrip("/"))
+    assert airfoil[0].urls == ("http://127.0.0.1:9/data/airfoil/airfoil_self_noise.dat",)
+    assert (airfoil[0].algorithm, airfoil[0].checksum) == ("sha256", AIRFOIL_SHA256)
+    assert sources("airfoil", "airfoil", None)[0].urls == (AIRFOIL_URL,)
+    # CIFAR-10's archive sits at the top, where torchvision's download (and convlab's) leaves it in a data directory
+    assert sources("cifar10", "cifar-10-batches-py", mirror)[0].urls == (
+        "http://127.0.0.1:9/data/cifar-10-python.tar.gz",
+    )
+
+
+def test_the_recorded_airfoil_checksum_is_the_shared_files(data_dir):
+    assert hashlib.sha256((data_dir / "airfoil" / "airfoil_self_noise.dat").read_bytes()).hexdigest() == AIRFOIL_SHA256
 
 
 def test_downloads_stay_off_unless_allowed(tmp_path):
@@ -63,8 +97,8 @@ def test_downloads_stay_off_unless_allowed(tmp_path):
 @pytest.mark.parametrize("damage", ["corrupt", "truncated"])
 def test_a_damaged_mirror_file_is_refused_and_nothing_is_kept(tmp_path, data_dir, damage):
     served = tmp_path / "mirror"
-    shutil.copytree(data_dir / "FashionMNIST" / "raw", served)
-    victim = served / "t10k-images-idx3-ubyte.gz"
+    shutil.copytree(data_dir / "FashionMNIST" / "raw", served / "FashionMNIST" / "raw")
+    victim = served / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte.gz"
     content = victim.read_bytes()
     victim.write_bytes(content[: len(content) // 2] if damage == "truncated" else content[:-10] + b"\x00" * 10)
     data = tmp_path / "data"
@@ -89,8 +123,8 @@ def _events(factory, job_id: int, kind: str) -> list[JobEvent]:
 
 def test_a_corrupt_download_fails_the_job_with_a_checksum_error(tmp_path, data_dir):
     served = tmp_path / "mirror"
-    shutil.copytree(data_dir / "FashionMNIST" / "raw", served)
-    (served / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not the labels")
+    shutil.copytree(data_dir / "FashionMNIST" / "raw", served / "FashionMNIST" / "raw")
+    (served / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not the labels")
     url, factory = _database(tmp_path)
     job_id = submit(factory, SPEC)
     with serve_directory(served) as mirror:
@@ -109,13 +143,13 @@ def test_two_jobs_needing_the_same_dataset_at_once_download_it_once(tmp_path, da
     url, factory = _database(tmp_path)
     first, second = submit(factory, SPEC), submit(factory, SPEC.model_copy(update={"seed": 1}))
     # slow answers (1 s per file) keep the first download going while the second worker claims its job
-    with serve_directory(data_dir / "FashionMNIST" / "raw", delay_seconds=1.0) as mirror:
+    with serve_directory(data_dir, delay_seconds=1.0) as mirror:
         env = worker_env(url, tmp_path, tmp_path / "data", allow_download="true", dataset_mirror=mirror.url)
         workers: list[subprocess.Popen[bytes]] = [start_worker(env, tmp_path, "--burst") for _ in range(2)]
         jobs = [wait_for_status(factory, job_id, JobStatus.succeeded, JobStatus.failed) for job_id in (first, second)]
         assert [w.wait(timeout=120) for w in workers] == [0, 0]
     assert [job.status for job in jobs] == [JobStatus.succeeded, JobStatus.succeeded], [job.error for job in jobs]
-    assert mirror.requests == {name: 1 for name in FILES}
+    assert mirror.requests == dict.fromkeys(FASHION, 1)
     downloads = _events(factory, first, "download") + _events(factory, second, "download")
     claimed = [
         e for job_id in (first, second) for e in _events(factory, job_id, "status") if e.payload["status"] == "running"
