@@ -1,4 +1,10 @@
-"""The `convlab` command line: serve the API with workers, run a worker, migrate the database, manage tokens."""
+"""The `convlab` command line: serve the API with workers, run a worker, migrate the database, manage tokens.
+
+The client commands (`jobs`, `predict`, `lab`) are dispatched before anything of the server is imported, settings
+included, so that they answer quickly.
+"""
+
+from __future__ import annotations
 
 import argparse
 import logging
@@ -17,10 +23,11 @@ from typing import TYPE_CHECKING
 from service import __version__
 from service.access.principal import Scope
 from service.client.commands import COMMANDS, add_client_parsers, join_negative_values, run_client_command
-from service.config import Settings, get_settings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+
+    from service.config import Settings
 
 log = logging.getLogger("convlab")
 WORKER_STOP_SECONDS = 60.0  # how long `serve` waits for its workers to checkpoint and requeue on exit
@@ -69,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_token_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_token_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `convlab token ...` to the command line."""
     token = commands.add_parser("token", help="API tokens: create, list, revoke")
     actions = token.add_subparsers(dest="token_command", required=True)
@@ -95,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(join_negative_values(sys.argv[1:] if argv is None else argv))
     if args.command in COMMANDS:
         return run_client_command(args)  # the thin client: nothing below loads torch or SQLAlchemy for it
+    from service.config import get_settings
     from service.telemetry.logs import setup_logging
 
     settings = get_settings()
@@ -287,8 +295,9 @@ def prometheus_directory() -> Iterator[str]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def api_app() -> "FastAPI":
+def api_app() -> FastAPI:
     """The app of one of several API processes (`uvicorn service.cli:api_app --factory`), set by the environment."""
+    from service.config import get_settings
     from service.main import create_app
     from service.telemetry.logs import setup_logging
 

@@ -12,16 +12,17 @@ server's `detail`.
 
 import builtins
 import os
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeAlias, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, cast
 
 import httpx
-import numpy as np
 from httpx_sse import SSEError, connect_sse
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from typing_extensions import TypeIs
 
 from service.api.wire.architectures import ArchitectureRead, ArchitectureSummary
 from service.api.wire.history import CheckpointRead, HistoryRead
@@ -38,7 +39,10 @@ FINISHED = frozenset(s.value for s in JobStatus if s.finished)
 UNSTORED = frozenset({"progress", "deleted"})  # event kinds the server sends without an id
 RECONNECT_SECONDS = 60.0  # how long `events` keeps trying to reconnect before giving up
 ImageFormat = Literal["png", "svg"]
-PredictInput: TypeAlias = str | os.PathLike[str] | bytes | np.ndarray  # a file, its bytes, or a [H, W] array
+if TYPE_CHECKING:
+    import numpy as np
+
+PredictInput: TypeAlias = "str | os.PathLike[str] | bytes | np.ndarray"  # a file, its bytes, or a [H, W] array
 M = TypeVar("M", bound=BaseModel)
 Body: TypeAlias = Mapping[str, Any] | None  # a request's fields, besides or instead of its model
 
@@ -228,8 +232,8 @@ class Client:
     ) -> PredictResponse:
         """Classify image files, encoded image bytes, or [H, W] pixel arrays (0..255), in order."""
         params: dict[str, Any] = {"top_k": top_k} | ({"checkpoint": checkpoint} if checkpoint is not None else {})
-        if images and all(isinstance(image, np.ndarray) for image in images):
-            body: dict[str, Any] = {"json": {"pixels": [np.asarray(image).tolist() for image in images]}}
+        if images and all(_is_array(image) for image in images):
+            body: dict[str, Any] = {"json": {"pixels": [cast("np.ndarray", image).tolist() for image in images]}}
         else:
             body = {"files": [("file", (_image_name(image, i), _image_bytes(image))) for i, image in enumerate(images)]}
         response = self.request("POST", f"/jobs/{job_id}/predict", params=params, **body)
@@ -308,13 +312,19 @@ class Client:
         return self.request("POST", path, json=body).json()
 
 
+def _is_array(value: object) -> TypeIs["np.ndarray"]:
+    """Whether `value` is a numpy array; numpy is not imported for it (a caller with an array has loaded it)."""
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(value, numpy.ndarray)
+
+
 def _image_name(image: PredictInput, index: int) -> str:
-    return f"image{index}" if isinstance(image, bytes | np.ndarray) else Path(image).name
+    return f"image{index}" if isinstance(image, bytes) or _is_array(image) else Path(image).name
 
 
 def _image_bytes(image: PredictInput) -> bytes:
     if isinstance(image, bytes):
         return image
-    if isinstance(image, np.ndarray):
+    if _is_array(image):
         raise ClientError(None, "predict: send either pixel arrays or image files/bytes in one call, not both")
     return Path(image).read_bytes()  # OSError when it cannot be read
