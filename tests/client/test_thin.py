@@ -52,5 +52,5 @@ def test_the_client_commands_against_a_live_server_load_no_torch_and_no_database
     heavy, out = _run(code, env=env)
     codes = next(line for line in out.splitlines() if line.startswith("CODES=")).removeprefix("CODES=").split(",")
     assert codes[0] == codes[1] == codes[2] == codes[4] == "0", out
-    assert '"id":1' in out.replace(' ', '')
+    assert '"id":1' in out.replace(" ", "")
     assert heavy == []
