@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("description", sa.Text(), nullable=False),
         sa.Column("created_at", When, nullable=False),
         sa.Column("created_by", sa.String(length=64), nullable=True),
+        sa.Column("last_version", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_registered_models")),
         sa.UniqueConstraint("name", name=op.f("uq_registered_models_name")),
     )
@@ -53,6 +54,7 @@ def upgrade() -> None:
         sa.Column("dataset", sa.String(length=32), nullable=False),
         sa.Column("class_names", sa.JSON(), nullable=False),
         sa.Column("metrics", sa.JSON(), nullable=True),
+        sa.Column("card", sa.JSON(), nullable=False),
         sa.Column("created_at", When, nullable=False),
         sa.Column("created_by", sa.String(length=64), nullable=True),
         _fk("model_id", "model_versions", "registered_models", "CASCADE"),

@@ -2,7 +2,7 @@
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +19,8 @@ from service.inference.exporter import Exporter
 from service.inference.images import ImageLimits, prepare_batch
 from service.inference.inputs import RawInputs, decode_all, parse_json_inputs
 from service.inference.observer import InferenceObserver, NoObserver
-from service.storage import jobs
+from service.storage import jobs, registry
+from service.storage.registry import ResolvedVersion
 from service.training.checkpoints import LoadedCheckpoint
 from service.training.runtime import resolve_device
 
@@ -51,6 +52,18 @@ class Predictions:
     checkpoint_epoch: int
     checkpoint_sha256: str
     items: list[Prediction]
+
+
+@dataclass(frozen=True)
+class Served:
+    """A forward pass by a registered version: which version served, its loaded checkpoint, logits [N, K]."""
+
+    version: ResolvedVersion
+    loaded: LoadedCheckpoint
+    logits: torch.Tensor
+
+
+BatchOf = Callable[[LoadedCheckpoint], torch.Tensor]
 
 
 def to_predictions(probs: torch.Tensor, class_names: Sequence[str], top_k: int) -> list[Prediction]:
@@ -106,10 +119,31 @@ class Predictor:
             choice, loaded, batch = self._prepare(job_id, epoch, raw)
         else:
             choice, loaded, batch = await to_thread.run_sync(self._prepare, job_id, epoch, raw, limiter=self.limiter)
-        probs = await self.batchers.get(choice.key).submit(loaded.model, batch)
+        logits = await self.batchers.get(choice.key).submit(loaded.model, batch)
+        probs = torch.softmax(logits, dim=1)
         answer = Predictions(job_id, choice.epoch, choice.key[2], to_predictions(probs, loaded.class_names, top_k))
         self.observer.predicted(time.perf_counter() - start)
         return answer
+
+    async def run_version(self, name: str, *, alias: str | None, version: int | None, batch_of: BatchOf) -> Served:
+        """The logits of the version `name` means now (resolved in the database on every call, so an alias move
+        shows on the next request in every process) for the batch `batch_of` makes from its loaded checkpoint."""
+        start = time.perf_counter()
+        resolved, choice, loaded, batch = await to_thread.run_sync(
+            self._prepare_version, name, alias, version, batch_of, limiter=self.limiter
+        )
+        logits = await self.batchers.get(choice.key).submit(loaded.model, batch)
+        self.observer.served(name, resolved.version, time.perf_counter() - start)
+        return Served(resolved, loaded, logits)
+
+    async def predict_version(
+        self, name: str, raw: RawInputs | bytes, *, alias: str | None, version: int | None, top_k: int
+    ) -> tuple[ResolvedVersion, Predictions]:
+        """`predict` by a registered model's name: the version an alias (default `prod`) or number names."""
+        served = await self.run_version(name, alias=alias, version=version, batch_of=lambda m: self._batch(m, raw))
+        resolved, probs = served.version, torch.softmax(served.logits, dim=1)
+        items = to_predictions(probs, served.loaded.class_names, top_k)
+        return resolved, Predictions(resolved.job_id, resolved.epoch, resolved.checkpoint_sha256, items)
 
     async def aclose(self) -> None:
         """Wait for the batches in flight."""
@@ -151,6 +185,18 @@ class Predictor:
         """Everything before the forward pass, in one trip to a worker thread: checkpoint, model, input batch."""
         choice = self.choose(job_id, epoch)
         loaded = self.cache.get(choice.key, lambda: self._read(choice), resolve_device(self.device))
+        return choice, loaded, self._batch(loaded, raw)
+
+    def _batch(self, loaded: LoadedCheckpoint, raw: RawInputs | bytes) -> torch.Tensor:
         parsed = parse_json_inputs(raw, self.limits) if isinstance(raw, bytes) else raw
         images = decode_all(parsed, in_channels=loaded.in_channels, limits=self.limits)
-        return choice, loaded, prepare_batch(loaded, images)
+        return prepare_batch(loaded, images)
+
+    def _prepare_version(
+        self, name: str, alias: str | None, version: int | None, batch_of: BatchOf
+    ) -> tuple[ResolvedVersion, Choice, LoadedCheckpoint, torch.Tensor]:
+        with self.session_factory() as session:
+            resolved = registry.resolve_model_version(session, name, alias, version)
+        choice = Choice((resolved.job_id, resolved.checkpoint_id, resolved.checkpoint_sha256), resolved.epoch)
+        loaded = self.cache.get(choice.key, lambda: self._read(choice), resolve_device(self.device))
+        return resolved, choice, loaded, batch_of(loaded)

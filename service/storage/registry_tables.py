@@ -25,6 +25,7 @@ class RegisteredModel(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[str | None] = mapped_column(String(64))  # the token's name (None with auth off)
+    last_version: Mapped[int] = mapped_column(Integer, default=0)  # the highest ever given; numbers are not reused
 
 
 class ModelVersion(Base):
@@ -47,6 +48,7 @@ class ModelVersion(Base):
     dataset: Mapped[str] = mapped_column(String(32))
     class_names: Mapped[list[str]] = mapped_column(JSON)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the epoch's EpochRecord
+    card: Mapped[dict[str, Any]] = mapped_column(JSON)  # the ONNX export's model card: input shape, transform
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[str | None] = mapped_column(String(64))
 

@@ -142,10 +142,14 @@ JOBS_WRITE = RequireScope(Scope.jobs_write)
 PREDICT = RequireScope(Scope.predict, rate="predict")
 LAB = RequireScope(Scope.lab, rate="lab")
 ADMIN = RequireScope(Scope.admin)
+MODELS_READ = RequireScope(Scope.models_read)
+MODELS_WRITE = RequireScope(Scope.models_write)
 
 ReadsJobs = Annotated[Principal, Depends(JOBS_READ)]
 WritesJobs = Annotated[Principal, Depends(JOBS_WRITE)]
 Admin = Annotated[Principal, Depends(ADMIN)]
+ReadsModels = Annotated[Principal, Depends(MODELS_READ)]
+WritesModels = Annotated[Principal, Depends(MODELS_WRITE)]
 
 
 def auth_responses(*, limited: bool = False) -> dict[int | str, dict[str, Any]]:
