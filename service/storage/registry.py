@@ -122,10 +122,12 @@ def list_aliases(session: Session, model: RegisteredModel) -> dict[str, int]:
 
 def move_alias(session: Session, model: RegisteredModel, alias: str, number: int, *, moved_by: str | None) -> AliasMove:
     """Point `alias` at version `number` (creating the alias), and record the move. Call it in a write
-    transaction: on PostgreSQL the alias row is locked, so concurrent moves are recorded in the order they land."""
+    transaction: on PostgreSQL the model row is locked (an alias row may not exist yet), so concurrent moves
+    are made and recorded one after the other."""
     check_name(alias, what="alias", pattern=ALIAS_PATTERN)
+    session.refresh(model, with_for_update=True)
     target = get_version(session, model, number)
-    query = select(ModelAlias).where(ModelAlias.model_id == model.id, ModelAlias.name == alias).with_for_update()
+    query = select(ModelAlias).where(ModelAlias.model_id == model.id, ModelAlias.name == alias)
     current = session.scalars(query).one_or_none()
     previous = None
     if current is None:
