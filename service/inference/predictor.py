@@ -2,7 +2,7 @@
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from service.inference.exporter import Exporter
 from service.inference.images import ImageLimits, prepare_batch
 from service.inference.inputs import RawInputs, decode_all, parse_json_inputs
 from service.inference.observer import InferenceObserver, NoObserver
+from service.inference.tensors import BatchOf
 from service.storage import jobs, registry
 from service.storage.registry import ResolvedVersion
 from service.training.checkpoints import LoadedCheckpoint
@@ -61,9 +62,6 @@ class Served:
     version: ResolvedVersion
     loaded: LoadedCheckpoint
     logits: torch.Tensor
-
-
-BatchOf = Callable[[LoadedCheckpoint], torch.Tensor]
 
 
 def to_predictions(probs: torch.Tensor, class_names: Sequence[str], top_k: int) -> list[Prediction]:

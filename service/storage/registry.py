@@ -34,6 +34,7 @@ class ResolvedVersion:
     checkpoint_id: int
     checkpoint_sha256: str
     class_names: tuple[str, ...]
+    input_shape: tuple[int, int, int]  # [C, S, S]: the normalized tensor the model takes (its ONNX card's input)
 
 
 def check_name(name: str, *, what: str = "model name", pattern: re.Pattern[str] = NAME_PATTERN) -> str:
@@ -176,7 +177,9 @@ def resolve_model_version(
     found: ModelVersion = row[0]
     if found.job_id is None or found.checkpoint_id is None:
         raise Conflict(f"version {found.version} of {name!r}: its job {found.source_job_id} was deleted")
+    card_input = found.card.get("input", {})
+    side, channels = int(card_input.get("size", 0)), int(card_input.get("channels", 0))
     return ResolvedVersion(
         name, found.version, alias, found.job_id, found.epoch, found.checkpoint_id, found.checkpoint_sha256,
-        tuple(found.class_names),
+        tuple(found.class_names), (channels, side, side),
     )  # fmt: skip

@@ -1,6 +1,7 @@
 """The registry's data functions on a real database (SQLite and PostgreSQL): version numbers, alias moves under
 concurrency, and resolve_model_version."""
 
+import itertools
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -53,7 +54,7 @@ def test_concurrent_alias_moves_are_all_recorded_and_chain_from_one_to_the_next(
         history = registry.alias_history(session, model, "prod")
         assert len(history) == 24 and history[0].from_version is None
         # No lost update: each move starts where the one recorded before it left the alias.
-        assert all(later.from_version == earlier.to_version for earlier, later in zip(history, history[1:]))
+        assert all(later.from_version == earlier.to_version for earlier, later in itertools.pairwise(history))
         assert sorted(m.moved_by or "" for m in history) == sorted(who for _, who in moves)
         assert registry.resolve_model_version(session, "m").version == history[-1].to_version
 
