@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from sqlalchemy.orm import Session
 
+import tests.e2e.conftest as e2e
 from service.access import Scope
 from service.config import Settings
 from service.inference.images import prepare_batch
@@ -24,6 +25,7 @@ from tests.api.test_export import copy_database
 from tests.e2e.conftest import free_port, serve_command, serve_env, stop, wait_until_healthy
 
 IMAGES = 200
+STARTUP_SECONDS = 180  # two API processes importing torch on a loaded 2-core machine may take over a minute
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ def live_server(trained_settings: Settings, state_dir: Path, data_dir: Path) -> 
         )
     url = f"http://127.0.0.1:{port}"
     try:
+        e2e.STARTUP_SECONDS = max(e2e.STARTUP_SECONDS, STARTUP_SECONDS)
         wait_until_healthy(url, process, log)
         admin = headers["admin"]
         assert httpx.post(f"{url}/models", json={"name": "fashion"}, headers=admin).status_code == 201

@@ -3,6 +3,8 @@
 extension; logits equal to what the torch model computes on predict's own preparation of 200 real images."""
 
 import io
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -140,3 +142,61 @@ def test_errors_are_the_protocols_error_json(client: triton.InferenceServerClien
     bad = httpx.post(f"{live.url}/v2/models/fashion/infer", content=b"{", headers=live.headers["client"])
     assert bad.status_code == 400 and set(bad.json()) == {"error"}
     assert httpx.get(f"{live.url}/v2/models/fashion").status_code == 401
+
+
+def _load(
+    live: Live, pngs: list[bytes], stop: threading.Event, answers: list[tuple[int, httpx.Response]], i: int
+) -> None:
+    """One client: predict by alias `live` in a loop (its own keep-alive connection) until `stop`."""
+    with httpx.Client(base_url=live.url, headers=live.headers["client"], timeout=60) as http:
+        sent = 0
+        while not stop.is_set():
+            k = (i * 5 + sent) % len(pngs)
+            sent += 1
+            files = [("file", (f"{k}.png", pngs[k], "image/png"))]
+            answers.append((k, http.post("/models/fashion/predict?alias=live&top_k=1", files=files)))
+
+
+def test_hot_swap_under_load_fails_no_request_and_every_answer_is_its_versions_own(live: Live) -> None:
+    """16 clients predict by alias while it moves v1 -> v2 -> v1, ten times (30 moves, by two tokens in turn),
+    on 2 API processes: no answer but 200, each names v1 or v2 and agrees with that version's own model; a
+    request sent after a move returned is served by the new version; the history lists the 30 moves in order."""
+    pngs = [png(image) for image in live.images[:32]]
+    plan = [1, 2, 1] * 10
+    movers = ["mover-a", "mover-b"]
+    move = lambda j: httpx.put(  # noqa: E731
+        f"{live.url}/models/fashion/aliases/live", json={"version": plan[j]}, headers=live.headers[movers[j % 2]]
+    )
+    assert move(0).status_code == 200
+    stop, answers = threading.Event(), []
+    threads = [threading.Thread(target=_load, args=(live, pngs, stop, answers, i)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    after_move = []
+    try:
+        for j in range(1, len(plan)):
+            time.sleep(0.1)
+            assert move(j).status_code == 200
+            after_move.append((plan[j], _predict_fresh(live, pngs[0])))
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert [a.status_code for _, a in answers if a.status_code != 200] == []
+    expected_top = {v: live.logits[v][:32].argmax(dim=1).tolist() for v in (1, 2)}
+    served = [(k, a.json()["version"], a.headers["X-Model-Version"], a.json()["predictions"][0]) for k, a in answers]
+    assert {version for _, version, _, _ in served} == {1, 2} and all(str(v) == h for _, v, h, _ in served)
+    assert all(top["class_index"] == expected_top[v][k] for k, v, _, top in served)
+    assert [(wanted, answer.json()["version"]) for wanted, answer in after_move] == [(w, w) for w, _ in after_move]
+    history = httpx.get(f"{live.url}/models/fashion/aliases/live/history", headers=live.headers["admin"]).json()
+    recorded = [(m["from_version"], m["to_version"], m["moved_by"]) for m in history]
+    assert recorded == [(plan[j - 1] if j else None, plan[j], movers[j % 2]) for j in range(len(plan))]
+    print(f"hot swap: {len(answers)} answers during {len(plan)} moves")
+
+
+def _predict_fresh(live: Live, image: bytes) -> httpx.Response:
+    """A predict by alias on a new connection (either API process may take it)."""
+    files = [("file", ("0.png", image, "image/png"))]
+    return httpx.post(
+        f"{live.url}/models/fashion/predict?alias=live", files=files, headers=live.headers["client"], timeout=60
+    )
