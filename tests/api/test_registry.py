@@ -167,3 +167,47 @@ def test_predictions_are_counted_per_model_and_version(client: TestClient) -> No
     metrics = client.app.state.metrics.registry
     value = metrics.get_sample_value("convlab_model_requests_total", {"model": "fashion", "version": "2"})
     assert value is not None and value >= 1
+
+
+def _infer(client: TestClient, body: object, path: str = "/v2/models/fashion/versions/1/infer"):
+    return client.post(path, json=body, headers=tokens(client)["predictor"])
+
+
+def test_oip_refuses_malformed_inference_requests_with_400_and_the_protocols_error(client: TestClient) -> None:
+    pixels = [0] * 784
+    cases = [
+        {"inputs": [{"name": "other", "shape": [1, 28, 28], "datatype": "UINT8", "data": pixels}]},
+        {"inputs": [{"name": "input", "shape": [1, 28, 28], "datatype": "INT64", "data": pixels}]},
+        {"inputs": [{"name": "input", "shape": [2, 28, 28], "datatype": "UINT8", "data": pixels}]},
+        {
+            "inputs": [{"name": "input", "shape": [1, 28, 28], "datatype": "UINT8", "data": pixels}],
+            "outputs": [{"name": "x"}],
+        },
+        {"inputs": [{"name": "input", "shape": [1, 1, 27, 27], "datatype": "FP32", "data": [0.0] * 729}]},
+        {"inputs": []},
+    ]
+    for body in cases:
+        response = _infer(client, body)
+        assert response.status_code in (400, 422) and set(response.json()) == {"error"}, body
+    assert _infer(
+        client, cases[2] | {"inputs": [{**cases[2]["inputs"][0], "shape": [1, 28, 28]}]}, "/v2/models/nope/infer"
+    ).json() == {"error": "model 'nope' not found"}
+    assert client.get("/v2/nowhere").json() == {"error": "Not Found"}
+
+
+def test_oip_json_uint8_inference_answers_logits_probabilities_and_names_the_version(client: TestClient) -> None:
+    body = {"id": "a1", "inputs": [{"name": "input", "shape": [1, 28, 28], "datatype": "UINT8", "data": [0] * 784}]}
+    response = _infer(client, body)
+    answer = response.json()
+    assert (answer["model_name"], answer["model_version"], answer["id"]) == ("fashion", "1", "a1")
+    assert response.headers["X-Model-Version"] == "1"
+    logits, probabilities = answer["outputs"]
+    assert (logits["name"], logits["shape"], probabilities["shape"]) == ("logits", [1, 10], [1, 10])
+    assert abs(sum(probabilities["data"]) - 1) < 1e-5
+
+
+def test_oip_counts_images_against_the_predict_limit(client: TestClient) -> None:
+    limit = client.app.state.settings.serving.predict_max_images
+    body = {"inputs": [{"name": "input", "shape": [limit + 1, 1, 1], "datatype": "UINT8", "data": [0] * (limit + 1)}]}
+    response = _infer(client, body)
+    assert response.status_code == 413 and "limit" in response.json()["error"]
