@@ -123,13 +123,22 @@ class Predictor:
         self.observer.predicted(time.perf_counter() - start)
         return answer
 
-    async def run_version(self, name: str, *, alias: str | None, version: int | None, batch_of: BatchOf) -> Served:
+    async def run_version(
+        self, name: str, *, alias: str | None, version: int | None, batch_of: BatchOf, inline: bool = False
+    ) -> Served:
         """The logits of the version `name` means now (resolved in the database on every call, so an alias move
-        shows on the next request in every process) for the batch `batch_of` makes from its loaded checkpoint."""
+        shows on the next request in every process) for the batch `batch_of` makes from its loaded checkpoint.
+
+        The database read takes a thread of its own (not a prediction slot: it waits, it does not compute);
+        when the model is loaded and the caller says the batch is cheap (`inline`), it is made on the event loop.
+        """
         start = time.perf_counter()
-        resolved, choice, loaded, batch = await to_thread.run_sync(
-            self._prepare_version, name, alias, version, batch_of, limiter=self.limiter
-        )
+        resolved = await to_thread.run_sync(self._resolve, name, alias, version)
+        choice = Choice((resolved.job_id, resolved.checkpoint_id, resolved.checkpoint_sha256), resolved.epoch)
+        if inline and self.cache.holds(choice.key):
+            loaded, batch = self._load_and_batch(choice, batch_of)
+        else:
+            loaded, batch = await to_thread.run_sync(self._load_and_batch, choice, batch_of, limiter=self.limiter)
         logits = await self.batchers.get(choice.key).submit(loaded.model, batch)
         self.observer.served(name, resolved.version, time.perf_counter() - start)
         return Served(resolved, loaded, logits)
@@ -138,7 +147,10 @@ class Predictor:
         self, name: str, raw: RawInputs | bytes, *, alias: str | None, version: int | None, top_k: int
     ) -> tuple[ResolvedVersion, Predictions]:
         """`predict` by a registered model's name: the version an alias (default `prod`) or number names."""
-        served = await self.run_version(name, alias=alias, version=version, batch_of=lambda m: self._batch(m, raw))
+        inline = self._small(raw)
+        served = await self.run_version(
+            name, alias=alias, version=version, batch_of=lambda loaded: self._batch(loaded, raw), inline=inline
+        )
         resolved, probs = served.version, torch.softmax(served.logits, dim=1)
         items = to_predictions(probs, served.loaded.class_names, top_k)
         return resolved, Predictions(resolved.job_id, resolved.epoch, resolved.checkpoint_sha256, items)
@@ -165,8 +177,7 @@ class Predictor:
     def _cheap(self, job_id: int, epoch: int | None, raw: RawInputs | bytes) -> bool:
         """Whether preparing this request can run on the event loop: its checkpoint choice is remembered, the
         model is loaded and the body is small (one image decodes in tens of microseconds)."""
-        size = len(raw) if isinstance(raw, bytes) else sum(len(item) for item in raw.items if isinstance(item, bytes))
-        if size > INLINE_BODY_BYTES or (isinstance(raw, RawInputs) and raw.kind == "pixels"):
+        if not self._small(raw):
             return False
         remembered = self.cache.recall((job_id, epoch))
         return isinstance(remembered, Choice) and self.cache.holds(remembered.key)
@@ -190,11 +201,16 @@ class Predictor:
         images = decode_all(parsed, in_channels=loaded.in_channels, limits=self.limits)
         return prepare_batch(loaded, images)
 
-    def _prepare_version(
-        self, name: str, alias: str | None, version: int | None, batch_of: BatchOf
-    ) -> tuple[ResolvedVersion, Choice, LoadedCheckpoint, torch.Tensor]:
+    @staticmethod
+    def _small(raw: RawInputs | bytes) -> bool:
+        """Whether a predict body is cheap enough to prepare on the event loop (see `_cheap`)."""
+        size = len(raw) if isinstance(raw, bytes) else sum(len(item) for item in raw.items if isinstance(item, bytes))
+        return size <= INLINE_BODY_BYTES and not (isinstance(raw, RawInputs) and raw.kind == "pixels")
+
+    def _resolve(self, name: str, alias: str | None, version: int | None) -> ResolvedVersion:
         with self.session_factory() as session:
-            resolved = registry.resolve_model_version(session, name, alias, version)
-        choice = Choice((resolved.job_id, resolved.checkpoint_id, resolved.checkpoint_sha256), resolved.epoch)
+            return registry.resolve_model_version(session, name, alias, version)
+
+    def _load_and_batch(self, choice: Choice, batch_of: BatchOf) -> tuple[LoadedCheckpoint, torch.Tensor]:
         loaded = self.cache.get(choice.key, lambda: self._read(choice), resolve_device(self.device))
-        return resolved, choice, loaded, batch_of(loaded)
+        return loaded, batch_of(loaded)

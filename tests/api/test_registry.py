@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.access import Scope
+from service.client import Client
 from service.config import Settings
 from service.main import create_app
 from service.storage import exports
@@ -211,3 +212,22 @@ def test_oip_counts_images_against_the_predict_limit(client: TestClient) -> None
     body = {"inputs": [{"name": "input", "shape": [limit + 1, 1, 1], "datatype": "UINT8", "data": [0] * (limit + 1)}]}
     response = _infer(client, body)
     assert response.status_code == 413 and "limit" in response.json()["error"]
+
+
+def test_the_thin_client_registers_promotes_rolls_back_and_predicts_by_name(
+    client: TestClient, test_images: tuple[np.ndarray, np.ndarray]
+) -> None:
+    secret = client.headers["Authorization"].removeprefix("Bearer ")
+    with Client("http://testserver", secret, transport=client._transport) as convlab:
+        convlab.create_model("thin")
+        assert convlab.register("thin", 1, epoch=1).version == 1 and convlab.register("thin", 1).version == 2
+        convlab.move_alias("thin", "prod", 2)
+        convlab.move_alias("thin", "prod", 1)  # a rollback
+        assert [(m.from_version, m.to_version) for m in convlab.alias_history("thin", "prod")] == [(None, 2), (2, 1)]
+        assert convlab.model("thin").aliases == {"prod": 1} and len(convlab.versions("thin")) == 2
+        assert "thin" in [m.name for m in convlab.models()]
+    with Client(
+        "http://testserver", tokens(client)["predictor"]["Authorization"][7:], transport=client._transport
+    ) as c:
+        answer = c.predict_by_name("thin", [png_bytes(test_images[0][0])], version=2)
+        assert (answer.model, answer.version, len(answer.predictions)) == ("thin", 2, 1)

@@ -137,7 +137,8 @@ async def infer(request: Request, predictor: PredictorDep, name: str, version: s
     else:
         parsed, batch_of = parse_request(body, header, predictor.limits)
     alias, number = target(version)
-    served = await predictor.run_version(name, alias=alias, version=number, batch_of=batch_of)
+    inline = len(body) <= INLINE_BODY_BYTES
+    served = await predictor.run_version(name, alias=alias, version=number, batch_of=batch_of, inline=inline)
     encoded = encode_outputs(parsed, served.logits, served.loaded.class_names)
     answer = InferResponse(
         model_name=name, model_version=str(served.version.version), id=parsed.id, outputs=encoded.outputs
