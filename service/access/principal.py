@@ -13,6 +13,8 @@ class Scope(enum.StrEnum):
     lab = "lab"
     metrics = "metrics"
     admin = "admin"
+    datasets_read = "datasets:read"
+    datasets_write = "datasets:write"
 
 
 ALL_SCOPES = frozenset(Scope)

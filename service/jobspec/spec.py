@@ -5,13 +5,17 @@ whose every field is set, is what is stored with the job, read back by the worke
 Nothing here imports torch or SQLAlchemy: the architecture facts come from `models.catalog`.
 """
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from models.catalog import architecture_names, get_model_info
 
-DatasetName = Literal["fashion_mnist", "mnist", "cifar10", "synthetic"]
+BUILTIN_DATASETS = ("fashion_mnist", "mnist", "cifar10", "synthetic")
+# An uploaded dataset: `name` (its latest version, pinned at admission) or `name@N`.
+UPLOADED_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+UPLOADED_REF = re.compile(rf"(?P<name>{UPLOADED_NAME.pattern})(?:@(?P<version>[1-9][0-9]{{0,8}}))?")
 OptimizerName = Literal["sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw"]
 SchedulerName = Literal["constant", "step", "exponential", "cosine"]
 DeviceKind = Literal["cpu", "cuda", "auto"]
@@ -73,7 +77,12 @@ class JobRequest(_Strict):
         examples=["bn_lenet"],
         json_schema_extra={"enum": list[JsonValue](architecture_names())},  # the validator below enforces the same set
     )
-    dataset: DatasetName = "fashion_mnist"
+    dataset: str = Field(
+        "fashion_mnist",
+        description="A built-in dataset (fashion_mnist, mnist, cifar10, synthetic) or an uploaded one: `name@N`, or "
+        "`name` for its latest version (pinned to `name@N` when the job is queued).",
+        examples=["fashion_mnist", "flowers@2"],
+    )
     epochs: int | None = Field(None, ge=1)
     batch_size: int | None = Field(
         None, ge=2, description="Examples per step; at least 2, since batch normalization needs batch statistics."
@@ -112,6 +121,16 @@ class JobRequest(_Strict):
             raise ValueError(f"unknown architecture {name!r}; choose one of {names}")
         return name
 
+    @field_validator("dataset")
+    @classmethod
+    def _dataset_name(cls, name: str) -> str:
+        if name not in BUILTIN_DATASETS and UPLOADED_REF.fullmatch(name) is None:
+            raise ValueError(
+                f"unknown dataset {name!r}; choose one of {list(BUILTIN_DATASETS)} or an uploaded dataset as "
+                "`name` or `name@N` (lowercase letters, digits, '_', '.', '-')"
+            )
+        return name
+
     def resolve(self) -> "JobSpec":
         """The spec with every left-out field filled in from the book's recipe for the architecture."""
         info = get_model_info(self.architecture)
@@ -125,6 +144,11 @@ class JobRequest(_Strict):
         )
         optimizer = OptimizerSpec(**{**self.optimizer.model_dump(), "lr": self.optimizer.lr or info.book_lr})
         return JobSpec.model_validate({**fields, "optimizer": optimizer})
+
+
+def is_uploaded(dataset: str) -> bool:
+    """Whether `dataset` names an uploaded dataset rather than a built-in one."""
+    return dataset not in BUILTIN_DATASETS
 
 
 class JobSpec(JobRequest):

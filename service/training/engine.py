@@ -48,12 +48,14 @@ def fit(
     allow_download: bool = False,
     group: Group | None = None,
     dataset_mirror: str | None = None,
+    dataset_file: Path | None = None,
 ) -> FitResult:
     """Train the resolved `spec` to the end, a cooperative stop, or divergence.
 
     With `group`, this process is one rank of a data-parallel run (see training/group.py).
     With `allow_download`, missing dataset files are fetched first (from `dataset_mirror` when given), with
-    progress through `callbacks.on_download`.
+    progress through `callbacks.on_download`. An uploaded dataset is read from `dataset_file` (the worker's
+    checked local copy).
     """
     callbacks = callbacks or Callbacks()
     contents: CheckpointContents | None = read_checkpoint(resume_from) if resume_from is not None else None
@@ -65,6 +67,7 @@ def fit(
         on_download=callbacks.on_download,
         train_subset=spec.train_subset,
         test_subset=spec.test_subset,
+        uploaded=dataset_file,
     )
     runtime = make_runtime(resolve_device(device), compile=spec.compile, architecture=spec.architecture)
     if group is not None:

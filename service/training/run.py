@@ -172,6 +172,7 @@ def checkpoint_meta(run: Run, record: EpochRecord | None) -> dict[str, Any]:
         "num_classes": info.num_classes,
         "input_size": run.plan.input_size,
         "dataset": info.name,
+        "native_size": info.native_size,
         "class_names": list(info.class_names),
         "mean": list(run.mean),
         "std": list(run.std),

@@ -31,6 +31,7 @@ from service.training import FitResult, fit
 from service.training.group import Group
 from service.worker.attempts import result_summary, start_attempt
 from service.worker.capabilities import worker_capabilities
+from service.worker.datasets import cache_dir, dataset_file
 from service.worker.heartbeat import Heartbeat
 from service.worker.leases import Lease, claim_next_job, finish_job, register_worker, requeue_job, touch_worker
 from service.worker.ranks import run_ranks
@@ -184,6 +185,7 @@ class JobWorker:
                 allow_download=self.settings.allow_download,
                 group=group,
                 dataset_mirror=self.settings.downloads.mirror,
+                dataset_file=dataset_file(self.session_factory, spec, cache_dir(self.settings)),
             )
             return result, recorder.stop_reason()
 

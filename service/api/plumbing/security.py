@@ -142,9 +142,12 @@ JOBS_WRITE = RequireScope(Scope.jobs_write)
 PREDICT = RequireScope(Scope.predict, rate="predict")
 LAB = RequireScope(Scope.lab, rate="lab")
 ADMIN = RequireScope(Scope.admin)
+DATASETS_READ = RequireScope(Scope.datasets_read)
+DATASETS_WRITE = RequireScope(Scope.datasets_write)
 
 ReadsJobs = Annotated[Principal, Depends(JOBS_READ)]
 WritesJobs = Annotated[Principal, Depends(JOBS_WRITE)]
+WritesDatasets = Annotated[Principal, Depends(DATASETS_WRITE)]
 Admin = Annotated[Principal, Depends(ADMIN)]
 
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Body, Depends, Response
 
 from service.api.plumbing.deps import JobIdPath, SessionDep, SettingsDep
 from service.api.plumbing.security import JOBS_READ, WritesJobs, auth_responses
-from service.api.routers.jobs import QUOTA_RETRY_SECONDS, owner_of
+from service.api.routers.jobs import QUOTA_RETRY_SECONDS, admit, owner_of
 from service.api.wire.errors import ErrorResponse
 from service.api.wire.jobs import JobRead
 from service.errors import Conflict, TooManyRequests
@@ -14,7 +14,6 @@ from service.storage import jobs
 from service.storage.orm import Job
 from service.storage.sweeps import latest_event
 from service.sweeps.clone import CloneRequest, cloned_spec
-from service.training.admission import admit_job
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=auth_responses())
 
@@ -46,7 +45,7 @@ def clone_job(
             retry_after=QUOTA_RETRY_SECONDS,
         )
     request = cloned_spec(session, job_id, body.overrides)
-    spec = admit_job(request, settings.jobs, data_dir=settings.data_dir, allow_download=settings.allow_download)
+    spec = admit(session, settings, request)
     job = jobs.create_job(session, spec=spec, priority=body.priority, owner=owner)
     session.commit()
     response.headers["Location"] = f"/jobs/{job.id}"

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 
 from service.api.plumbing.deps import MAX_ID, SessionDep, SessionFactoryDep, SettingsDep
 from service.api.plumbing.security import JOBS_READ, WritesJobs, auth_responses
-from service.api.routers.jobs import owner_of
+from service.api.routers.jobs import admit, owner_of, pin_dataset
 from service.api.wire.errors import ErrorResponse
 from service.api.wire.sweeps import SweepPage, SweepRead, SweepSummary, TrialRead
 from service.errors import Forbidden
@@ -15,7 +15,6 @@ from service.storage import sweeps as store
 from service.sweeps import advance, plots
 from service.sweeps.definition import SweepDefinition, SweepUpdate
 from service.sweeps.study import TrialView
-from service.training.admission import admit_job
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"], responses=auth_responses())
 READS = [Depends(JOBS_READ)]
@@ -65,8 +64,10 @@ def create_sweep(
     caller's token, like the sweep)."""
 
     def check(request: JobRequest) -> object:
-        return admit_job(request, settings.jobs, data_dir=settings.data_dir, allow_download=settings.allow_download)
+        return admit(session, settings, request)
 
+    base, _ = pin_dataset(session, body.base)  # every trial trains on the version that is latest now
+    body = body.model_copy(update={"base": base})
     sweep = advance.create_sweep(session, body, check=check, owner=owner_of(principal))
     session.commit()
     response.headers["Location"] = f"/sweeps/{sweep.id}"
