@@ -67,6 +67,14 @@ class _Budget:
                 "(CONVLAB_DATASET_MAX_FILE_BYTES)"
             )
 
+    def declare_total(self, size: int) -> None:
+        """Refuse an archive whose declared sizes add up past the limits, before anything is inflated."""
+        self.total += size
+        try:
+            self._check_total()
+        finally:
+            self.total -= size
+
     def _check_total(self) -> None:
         if self.total > self.limits.max_total_bytes:
             raise PayloadTooLarge(
@@ -95,6 +103,9 @@ def checked_path(name: str) -> str:
 
 def _zip_members(path: Path, budget: _Budget) -> Iterator[Member]:
     with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():  # declared sizes first: a bomb is refused before anything inflates
+            budget.declare(info.filename, info.file_size)
+        budget.declare_total(sum(info.file_size for info in archive.infolist()))
         for info in archive.infolist():
             budget.count_entry()
             name = checked_path(info.filename)
