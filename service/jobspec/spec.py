@@ -82,6 +82,7 @@ class JobRequest(_Strict):
         description="A built-in dataset (fashion_mnist, mnist, cifar10, synthetic) or an uploaded one: `name@N`, or "
         "`name` for its latest version (pinned to `name@N` when the job is queued).",
         examples=["fashion_mnist", "flowers@2"],
+        json_schema_extra={"pattern": f"^{UPLOADED_REF.pattern}$"},  # the built-in names match it too
     )
     epochs: int | None = Field(None, ge=1)
     batch_size: int | None = Field(

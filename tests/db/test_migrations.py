@@ -23,6 +23,7 @@ TABLES = {
     "sweeps",
     "sweep_trials",
     "model_exports",
+    "dataset_versions",
     "alembic_version",
 }
 

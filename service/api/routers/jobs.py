@@ -39,10 +39,12 @@ def admitted(
     settings: SettingsDep,
     principal: WritesJobs,
     session: SessionDep,
+    factory: SessionFactoryDep,
 ) -> Admitted:
     """The body's spec resolved, once it is within this server's limits and can run here (422 naming the field if
     not), from a caller below its quota of active jobs (429 if not)."""
-    spec = admit(session, settings, body.to_request())
+    with factory() as reading:  # its own read, so that begin_submission below starts a fresh transaction
+        spec = admit(reading, settings, body.to_request())
     limit = settings.access.max_active_jobs
     if jobs.begin_submission(session, owner_of(principal)) >= limit:
         raise TooManyRequests(
