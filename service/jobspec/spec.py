@@ -68,6 +68,34 @@ class DistributedSpec(BaseModel):
     processes: int = Field(1, ge=1, description="Processes sharing each global batch; it must divide batch_size.")
 
 
+class InitFrom(_Strict):
+    """Start from a succeeded job's checkpoint (fine-tuning): tensors whose names and shapes match are loaded."""
+
+    job: int = Field(ge=1, le=2**53, description="The succeeded job whose checkpoint the weights come from.")
+    epoch: Literal["best"] | int = Field(
+        "best", description="`best` (its highest test accuracy) or the epoch whose checkpoint to use."
+    )
+    freeze: bool = Field(False, description="Keep the loaded backbone's weights fixed; train only the classifier head.")
+    checkpoint_sha256: str | None = Field(
+        None, pattern="^[0-9a-f]{64}$", description="Set at admission: the sha256 of the checkpoint chosen."
+    )
+
+    @field_validator("epoch")
+    @classmethod
+    def _epoch(cls, epoch: str | int) -> str | int:
+        if isinstance(epoch, int) and epoch < 1:
+            raise ValueError("an epoch number is at least 1")
+        return epoch
+
+
+class EarlyStopping(_Strict):
+    """End the job once the metric has not improved by `min_delta` for `patience` epochs in a row."""
+
+    metric: Literal["test_acc", "test_loss"] = "test_acc"
+    patience: int = Field(3, ge=1, le=1000, description="Epochs without improvement before the job ends.")
+    min_delta: float = Field(0.0, ge=0, description="The least change that counts as an improvement.")
+
+
 class JobRequest(_Strict):
     """What to train: architecture, data, optimization recipe and seed; left-out fields get the book's recipe."""
 
@@ -107,6 +135,10 @@ class JobRequest(_Strict):
     )
     distributed: DistributedSpec | None = Field(
         None, description="Train across several processes of one worker (torch.distributed); none: one process."
+    )
+    init_from: InitFrom | None = Field(None, description="Fine-tune: start from a succeeded job's checkpoint.")
+    early_stopping: EarlyStopping | None = Field(
+        None, description="End early once a test metric stops improving (the best checkpoint serves predictions)."
     )
 
     @property

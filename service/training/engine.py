@@ -49,13 +49,14 @@ def fit(
     group: Group | None = None,
     dataset_mirror: str | None = None,
     dataset_file: Path | None = None,
+    init_weights: bytes | None = None,
 ) -> FitResult:
     """Train the resolved `spec` to the end, a cooperative stop, or divergence.
 
     With `group`, this process is one rank of a data-parallel run (see training/group.py).
     With `allow_download`, missing dataset files are fetched first (from `dataset_mirror` when given), with
     progress through `callbacks.on_download`. An uploaded dataset is read from `dataset_file` (the worker's
-    checked local copy).
+    checked local copy). A fine-tuned spec starts from `init_weights` (its `init_from` checkpoint's bytes).
     """
     callbacks = callbacks or Callbacks()
     contents: CheckpointContents | None = read_checkpoint(resume_from) if resume_from is not None else None
@@ -72,7 +73,7 @@ def fit(
     runtime = make_runtime(resolve_device(device), compile=spec.compile, architecture=spec.architecture)
     if group is not None:
         callbacks = GroupCallbacks(callbacks, group, runtime.device)
-    run = build_run(spec, splits, runtime, callbacks, group=group)
+    run = build_run(spec, splits, runtime, callbacks, group=group, init_weights=init_weights)
     if contents is not None:
         restore_run(run, contents)
     run.callbacks.on_start(run_info(run))

@@ -1,4 +1,5 @@
-"""An uploaded dataset's file on this worker: fetched from the database once, cached by its hash, checked each use.
+"""What a job starts from besides its spec: an uploaded dataset's file on this worker (fetched from the database
+once, cached by its hash, checked each use), and a fine-tuned job's source checkpoint (checked against its hash).
 
 The cache lives in `<state_dir>/dataset-cache/<sha256 of the file>.safetensors`; a copy whose bytes no longer hash
 to its name (a damaged disk, a half-written file from a killed worker) is fetched again.
@@ -12,9 +13,10 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
-from service.errors import DatasetUnavailable
+from service.errors import CheckpointError, DatasetUnavailable
 from service.jobspec.spec import JobSpec, is_uploaded
 from service.storage.datasets import get_version, pin
+from service.storage.jobs import get_checkpoint
 
 CHUNK = 1 << 20
 
@@ -59,3 +61,19 @@ def dataset_file(factory: sessionmaker[Session], spec: JobSpec, folder: Path) ->
         raise DatasetUnavailable(f"dataset {spec.dataset}: the stored bytes do not match their sha256 {expected}")
     _write_atomically(path, data)
     return path
+
+
+def init_weights(factory: sessionmaker[Session], spec: JobSpec) -> bytes | None:
+    """The bytes of the checkpoint a fine-tuned `spec` starts from (None without `init_from`), as admitted."""
+    source = spec.init_from
+    if source is None:
+        return None
+    epoch = source.epoch if isinstance(source.epoch, int) else None
+    with factory() as session:
+        checkpoint = get_checkpoint(session, source.job, epoch=epoch)
+        data, sha256 = checkpoint.data, checkpoint.sha256
+    if source.checkpoint_sha256 is not None and sha256 != source.checkpoint_sha256:
+        raise CheckpointError(
+            f"init_from: job {source.job}'s checkpoint is no longer the one admitted (sha256 {sha256})"
+        )
+    return data

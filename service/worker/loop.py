@@ -31,7 +31,7 @@ from service.training import FitResult, fit
 from service.training.group import Group
 from service.worker.attempts import result_summary, start_attempt
 from service.worker.capabilities import worker_capabilities
-from service.worker.datasets import cache_dir, dataset_file
+from service.worker.datasets import cache_dir, dataset_file, init_weights
 from service.worker.heartbeat import Heartbeat
 from service.worker.leases import Lease, claim_next_job, finish_job, register_worker, requeue_job, touch_worker
 from service.worker.ranks import run_ranks
@@ -186,6 +186,7 @@ class JobWorker:
                 group=group,
                 dataset_mirror=self.settings.downloads.mirror,
                 dataset_file=dataset_file(self.session_factory, spec, cache_dir(self.settings)),
+                init_weights=init_weights(self.session_factory, spec) if resume_from is None else None,
             )
             return result, recorder.stop_reason()
 

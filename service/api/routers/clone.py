@@ -4,9 +4,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Response
 
+from service.api.plumbing.admission import admit
 from service.api.plumbing.deps import JobIdPath, SessionDep, SettingsDep
 from service.api.plumbing.security import JOBS_READ, WritesJobs, auth_responses
-from service.api.routers.jobs import QUOTA_RETRY_SECONDS, admit, owner_of
+from service.api.routers.jobs import QUOTA_RETRY_SECONDS, owner_of
 from service.api.wire.errors import ErrorResponse
 from service.api.wire.jobs import JobRead
 from service.errors import Conflict, TooManyRequests

@@ -4,20 +4,18 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Response
-from sqlalchemy.orm import Session
 
 from service.access import Principal
+from service.api.plumbing.admission import admit
 from service.api.plumbing.deps import MAX_ID, JobDep, JobIdPath, SessionDep, SessionFactoryDep, SettingsDep
 from service.api.plumbing.security import JOBS_READ, WritesJobs, auth_responses
 from service.api.wire.errors import ErrorResponse
 from service.api.wire.jobs import JOB_EXAMPLE, JobCreate, JobPage, JobRead
-from service.config import Settings
-from service.errors import Forbidden, InvalidInput, NotFound, TooManyRequests
-from service.jobspec.spec import JobRequest, JobSpec, is_uploaded
+from service.errors import Forbidden, TooManyRequests
+from service.jobspec.spec import JobSpec
 from service.jobspec.status import JobStatus
-from service.storage import datasets, fleet, jobs
+from service.storage import fleet, jobs
 from service.storage.orm import Job, Worker
-from service.training.admission import admit_job
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=auth_responses())
 # A job's owner waits for one of its jobs to finish; trying again sooner than this is unlikely to help.
@@ -52,30 +50,6 @@ def admitted(
             retry_after=QUOTA_RETRY_SECONDS,
         )
     return Admitted(spec, body.priority)
-
-
-def pin_dataset(session: Session, request: JobRequest) -> tuple[JobRequest, int | None]:
-    """`request` with an uploaded dataset pinned to its version (`flowers` -> `flowers@2`), and that version's
-    channels (None for a built-in dataset); 422 naming the field when there is no such dataset."""
-    if not is_uploaded(request.dataset):
-        return request, None
-    try:
-        row = datasets.pin(session, request.dataset)
-    except NotFound as exc:
-        raise InvalidInput(f"dataset: {exc.detail}") from None
-    return request.model_copy(update={"dataset": f"{row.name}@{row.version}"}), int(row.facts["channels"])
-
-
-def admit(session: Session, settings: Settings, request: JobRequest) -> JobSpec:
-    """The one admission of a job request here (submit, clone, sweep): its dataset pinned, then `admit_job`."""
-    request, channels = pin_dataset(session, request)
-    return admit_job(
-        request,
-        settings.jobs,
-        data_dir=settings.data_dir,
-        allow_download=settings.allow_download,
-        uploaded_channels=channels,
-    )
 
 
 def job_read(job: Job, workers: list[Worker]) -> JobRead:

@@ -4,9 +4,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
+from service.api.plumbing.admission import admit, pin_dataset
 from service.api.plumbing.deps import MAX_ID, SessionDep, SessionFactoryDep, SettingsDep
 from service.api.plumbing.security import JOBS_READ, WritesJobs, auth_responses
-from service.api.routers.jobs import admit, owner_of, pin_dataset
+from service.api.routers.jobs import owner_of
 from service.api.wire.errors import ErrorResponse
 from service.api.wire.sweeps import SweepPage, SweepRead, SweepSummary, TrialRead
 from service.errors import Forbidden
