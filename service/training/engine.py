@@ -23,6 +23,7 @@ from service.training.records import Callbacks, Checkpoint, FitResult, Progress
 from service.training.run import Run, build_run, checkpoint_meta, restore_run, run_info
 from service.training.runtime import make_runtime, resolve_device
 from service.training.schedules import lr_at
+from service.training.stopping import stop_reason, watch
 
 PROGRESS_SECONDS = 0.5  # at most this often through on_progress
 # A cross-entropy this large means logits thousands apart: the weights have blown up even if still finite
@@ -92,11 +93,23 @@ def _train(run: Run) -> FitResult:
             return _result(run, halt, history, last)
         record = _finish_epoch(run)
         history.append(record)
+        early = _early_stop(run, record)  # before the checkpoint, which keeps the watched best
         last = _emit_checkpoint(run, record)
+        if early is not None and run.state.epoch < run.plan.epochs:
+            return _result(run, Halt(FitStatus.early_stopped, early), history, last)
         if run.state.epoch < run.plan.epochs and run.callbacks.should_stop():
             return _result(run, Halt(FitStatus.stopped, f"stopped after epoch {run.state.epoch}"), history, last)
     message = f"completed {run.state.epoch} epochs, {run.state.step} steps"
     return _result(run, Halt(FitStatus.completed, message), history, last)
+
+
+def _early_stop(run: Run, record: EpochRecord) -> str | None:
+    """Track the early-stopping metric; why the run ends here, or None."""
+    rule, state = run.spec.early_stopping, run.state
+    if rule is None:
+        return None
+    state.watch_best, state.watch_epoch = watch(rule, record, state.watch_best, state.watch_epoch)
+    return stop_reason(rule, state.epoch, state.watch_best, state.watch_epoch)
 
 
 def _epoch_order(seed: int, epoch: int, n: int, device: torch.device) -> torch.Tensor:

@@ -58,6 +58,8 @@ class TrainState:
     lr: float = 0.0
     last: EpochRecord | None = None
     best: EpochRecord | None = None
+    watch_best: float | None = None  # early stopping: the watched metric's best value, and its epoch
+    watch_epoch: int = 0
     loss_sum: torch.Tensor = field(init=False)  # float64: sum of batch loss x batch size, this epoch
     correct: torch.Tensor = field(init=False)  # int64: correct predictions this epoch
 
@@ -210,6 +212,7 @@ def checkpoint_meta(run: Run, record: EpochRecord | None) -> dict[str, Any]:
         "metrics": epoch_record_json(record),
         "last": epoch_record_json(state.last),
         "best": epoch_record_json(state.best),
+        "watch": [state.watch_best, state.watch_epoch],
         "torch_version": torch.__version__,
         "torchvision_version": TORCHVISION_VERSION,
     }
@@ -242,6 +245,7 @@ def restore_run(run: Run, contents: CheckpointContents) -> None:
     state.reset_sums(float(meta["loss_sum"]), int(meta["correct"]))
     state.last = EpochRecord(**meta["last"]) if meta.get("last") else None
     state.best = EpochRecord(**meta["best"]) if meta.get("best") else None
+    state.watch_best, state.watch_epoch = meta.get("watch", [None, 0])
 
 
 def run_info(run: Run) -> RunInfo:

@@ -198,7 +198,7 @@ class JobWorker:
         return checkpoint.data if checkpoint else None
 
     def _conclude(self, lease: Lease, result: FitResult, stop_reason: StopReason | None) -> None:
-        if result.status is FitStatus.completed:
+        if result.status in (FitStatus.completed, FitStatus.early_stopped):
             summary = result_summary(
                 result.final_metrics, result.best_metrics, epochs=result.epochs_completed, steps=result.step
             )
