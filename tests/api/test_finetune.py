@@ -113,7 +113,7 @@ def test_a_frozen_backbone_keeps_the_source_weights(trained: TestClient):
 @pytest.mark.parametrize(
     ("change", "words"),
     [
-        ({"architecture": "lenet"}, "init_from: job 1 (epoch 2) trained 'bn_lenet', not 'lenet'"),
+        ({"architecture": "lenet"}, "trained 'bn_lenet', not 'lenet'"),
         ({"resize": 32}, "checkpoint (120, 256), model (120, 400)"),  # the flattened size follows the input
         ({"init_from": {"job": 99}}, "init_from: job 99 not found"),
         ({"init_from": {"job": 1, "epoch": 7}}, "init_from: job 1 has no checkpoint for epoch 7"),
