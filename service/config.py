@@ -158,6 +158,23 @@ class DownloadSettings(Group):
     )
 
 
+class UploadSettings(Group):
+    """Uploaded datasets: what one archive may hold, and what one token may store (docs/security.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="CONVLAB_DATASET_", extra="forbid", env_ignore_empty=True)
+
+    max_upload_bytes: int = Field(1024**3, ge=1, description="Largest archive one upload may send (413 past it).")
+    max_files: int = Field(200_000, ge=1, description="Most entries (files and folders) in one archive.")
+    max_file_bytes: int = Field(32 * 1024**2, ge=1, description="Largest uncompressed file in an archive.")
+    max_total_bytes: int = Field(4 * 1024**3, ge=1, description="Most uncompressed bytes in one archive.")
+    max_ratio: float = Field(200.0, gt=1, description="Largest uncompressed / compressed ratio of an archive.")
+    max_pixels: int = Field(4096 * 4096, ge=1, description="Largest image (width x height), checked before decoding.")
+    max_classes: int = Field(1000, ge=2, description="Most classes of one dataset.")
+    max_stored_bytes: int = Field(
+        4 * 1024**3, ge=1, description="Bytes of ingested datasets one token (or address) may store (413 past it)."
+    )
+
+
 class Settings(BaseSettings):
     """Service configuration: the deployment's own fields, then one group per subsystem."""
 
@@ -188,6 +205,7 @@ class Settings(BaseSettings):
     )
     fleet: FleetSettings = Field(default_factory=FleetSettings)
     downloads: DownloadSettings = Field(default_factory=DownloadSettings)
+    uploads: UploadSettings = Field(default_factory=UploadSettings)
 
     @model_validator(mode="before")
     @classmethod

@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
+from typing import TypedDict
 
 import torch
 from anyio import to_thread
@@ -17,11 +18,13 @@ from service.api.plumbing.headers import SecurityHeaders
 from service.api.plumbing.limits import BodySizeLimit
 from service.api.plumbing.observe import RequestObserver
 from service.api.plumbing.openapi import convlab_openapi
+from service.api.plumbing.uploads import clear_uploads
 from service.api.routers import (
     architectures,
     checkpoints,
     clone,
     compare,
+    datasets,
     events,
     export,
     history,
@@ -67,6 +70,7 @@ TAGS = [
     {"name": "models", "description": "The model registry: named models, versions, aliases; predict by name."},
     {"name": "inference protocol", "description": "The Open Inference Protocol (V2 REST) over registered models."},
     {"name": "tokens", "description": "API tokens and their scopes (admin only)."},
+    {"name": "datasets", "description": "Your own image datasets: upload ImageFolder archives, versions, samples."},
     {"name": "sweeps", "description": "Hyper-parameter searches whose trials are ordinary jobs; comparisons; clones."},
     {
         "name": "optimization lab",
@@ -94,16 +98,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     routers = (
         *(jobs, history, events, checkpoints, predict, architectures, system, metrics, docs, optlab, tokens),
-        *(sweeps, compare, clone, export),
+        *(sweeps, compare, clone, export, datasets),
         *(serving, models, oip),  # serving first: POST /models/{name}/predict
     )
     for module in routers:
         app.include_router(module.router)
     install_web(app)
     app.mount(docs.STATIC_PREFIX, docs.static_files(), name="static")
-    app.add_middleware(
-        BodySizeLimit, max_bytes=settings.access.max_body_bytes, predict_max_bytes=settings.serving.predict_max_bytes
-    )
+    app.add_middleware(BodySizeLimit, **body_limits(settings))
     if settings.access.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -115,6 +117,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestObserver, metrics=app.state.metrics)  # outermost: sees every answer, even a 413
     install_error_handlers(app)
     return app
+
+
+class BodyLimits(TypedDict):
+    max_bytes: int
+    predict_max_bytes: int
+    upload_max_bytes: int
+
+
+def body_limits(settings: Settings) -> BodyLimits:
+    """The request-body limits: the general one, predict's, and the dataset upload's."""
+    return BodyLimits(
+        max_bytes=settings.access.max_body_bytes,
+        predict_max_bytes=settings.serving.predict_max_bytes,
+        upload_max_bytes=settings.uploads.max_upload_bytes,
+    )
 
 
 @asynccontextmanager
@@ -130,6 +147,7 @@ async def lifespan(app: FastAPI, *, settings: Settings) -> AsyncIterator[None]:
     )
     if settings.migrate_on_start:
         await to_thread.run_sync(upgrade_database, settings.database_url)
+    await to_thread.run_sync(clear_uploads, settings.state_dir)  # what uploads cut off by a kill -9 left
     await to_thread.run_sync(lab.warm_up)
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)

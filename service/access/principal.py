@@ -15,6 +15,8 @@ class Scope(enum.StrEnum):
     models_read = "models:read"
     models_write = "models:write"
     admin = "admin"
+    datasets_read = "datasets:read"
+    datasets_write = "datasets:write"
 
 
 ALL_SCOPES = frozenset(Scope)

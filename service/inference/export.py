@@ -23,8 +23,9 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from service.errors import DatasetUnavailable, InvalidInput
+from service.jobspec.spec import is_uploaded
 from service.training.checkpoints import LoadedCheckpoint, epoch_record_json
-from service.training.datasets import get_dataset_info, load_dataset, preprocess
+from service.training.datasets import load_dataset, preprocess
 
 TOLERANCE = 1e-4
 HELD_OUT_IMAGES = 64
@@ -68,15 +69,14 @@ class OnnxExport:
 
 def held_out_inputs(loaded: LoadedCheckpoint, data_dir: Path | None, n: int = HELD_OUT_IMAGES) -> HeldOut:
     """The first `n` test images of the checkpoint's dataset, preprocessed as for training and prediction."""
-    info = get_dataset_info(loaded.dataset)
     try:
-        if data_dir is None:
-            raise DatasetUnavailable("no data directory")
+        if data_dir is None or is_uploaded(loaded.dataset):
+            raise DatasetUnavailable("no data directory, or an uploaded dataset (its file is the workers')")
         images = load_dataset(loaded.dataset, data_dir, train_subset=1, test_subset=n).test.images
         source = f"the first {images.shape[0]} images of the {loaded.dataset} test split"
     except DatasetUnavailable:
         generator = torch.Generator().manual_seed(0)
-        shape = (n, loaded.in_channels, info.native_size, info.native_size)
+        shape = (n, loaded.in_channels, loaded.native_size, loaded.native_size)
         images = torch.randint(0, 256, shape, dtype=torch.uint8, generator=generator)
         source = f"{n} seeded random images (the {loaded.dataset} files are not on this server)"
     batch = preprocess(images, size=loaded.input_size, mean=loaded.mean, std=loaded.std)
@@ -140,7 +140,7 @@ def model_card(
             "layout": "NCHW",
             "size": side,
             "channels": channels,
-            "native_size": get_dataset_info(loaded.dataset).native_size,
+            "native_size": loaded.native_size,
             "normalization": {"scale": 1 / 255, "mean": list(loaded.mean), "std": list(loaded.std)},
             "transform": f"pixels / 255, minus mean, divided by std (per channel), bilinear resize to {side}x{side} "
             "(antialiased when shrinking)",

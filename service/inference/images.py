@@ -16,7 +16,7 @@ from torch.nn import functional as F
 
 from service.errors import InvalidInput, PayloadTooLarge
 from service.training.checkpoints import LoadedCheckpoint
-from service.training.datasets import get_dataset_info, preprocess
+from service.training.datasets import preprocess
 
 IMAGE_FORMATS = {"PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF"}
 
@@ -109,6 +109,5 @@ def to_native(image: torch.Tensor, native_size: int) -> torch.Tensor:
 
 def prepare_batch(loaded: LoadedCheckpoint, images: Sequence[torch.Tensor]) -> torch.Tensor:
     """The float batch [N, C, S, S] the model sees, via the dataset's native size and the training transform."""
-    native_size = get_dataset_info(loaded.dataset).native_size
-    native = torch.stack([to_native(im, native_size) for im in images])
+    native = torch.stack([to_native(im, loaded.native_size) for im in images])
     return preprocess(native, size=loaded.input_size, mean=loaded.mean, std=loaded.std)

@@ -5,13 +5,17 @@ whose every field is set, is what is stored with the job, read back by the worke
 Nothing here imports torch or SQLAlchemy: the architecture facts come from `models.catalog`.
 """
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from models.catalog import architecture_names, get_model_info
 
-DatasetName = Literal["fashion_mnist", "mnist", "cifar10", "synthetic"]
+BUILTIN_DATASETS = ("fashion_mnist", "mnist", "cifar10", "synthetic")
+# An uploaded dataset: `name` (its latest version, pinned at admission) or `name@N`.
+UPLOADED_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+UPLOADED_REF = re.compile(rf"(?P<name>{UPLOADED_NAME.pattern})(?:@(?P<version>[1-9][0-9]{{0,8}}))?")
 OptimizerName = Literal["sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw"]
 SchedulerName = Literal["constant", "step", "exponential", "cosine"]
 DeviceKind = Literal["cpu", "cuda", "auto"]
@@ -64,6 +68,34 @@ class DistributedSpec(BaseModel):
     processes: int = Field(1, ge=1, description="Processes sharing each global batch; it must divide batch_size.")
 
 
+class InitFrom(_Strict):
+    """Start from a succeeded job's checkpoint (fine-tuning): tensors whose names and shapes match are loaded."""
+
+    job: int = Field(ge=1, le=2**53, description="The succeeded job whose checkpoint the weights come from.")
+    epoch: Literal["best"] | int = Field(
+        "best", description="`best` (its highest test accuracy) or the epoch whose checkpoint to use."
+    )
+    freeze: bool = Field(False, description="Keep the loaded backbone's weights fixed; train only the classifier head.")
+    checkpoint_sha256: str | None = Field(
+        None, pattern="^[0-9a-f]{64}$", description="Set at admission: the sha256 of the checkpoint chosen."
+    )
+
+    @field_validator("epoch")
+    @classmethod
+    def _epoch(cls, epoch: str | int) -> str | int:
+        if isinstance(epoch, int) and epoch < 1:
+            raise ValueError("an epoch number is at least 1")
+        return epoch
+
+
+class EarlyStopping(_Strict):
+    """End the job once the metric has not improved by `min_delta` for `patience` epochs in a row."""
+
+    metric: Literal["test_acc", "test_loss"] = "test_acc"
+    patience: int = Field(3, ge=1, le=1000, description="Epochs without improvement before the job ends.")
+    min_delta: float = Field(0.0, ge=0, description="The least change that counts as an improvement.")
+
+
 class JobRequest(_Strict):
     """What to train: architecture, data, optimization recipe and seed; left-out fields get the book's recipe."""
 
@@ -73,7 +105,13 @@ class JobRequest(_Strict):
         examples=["bn_lenet"],
         json_schema_extra={"enum": list[JsonValue](architecture_names())},  # the validator below enforces the same set
     )
-    dataset: DatasetName = "fashion_mnist"
+    dataset: str = Field(
+        "fashion_mnist",
+        description="A built-in dataset (fashion_mnist, mnist, cifar10, synthetic) or an uploaded one: `name@N`, or "
+        "`name` for its latest version (pinned to `name@N` when the job is queued).",
+        examples=["fashion_mnist", "flowers@2"],
+        json_schema_extra={"pattern": f"^{UPLOADED_REF.pattern}$"},  # the built-in names match it too
+    )
     epochs: int | None = Field(None, ge=1)
     batch_size: int | None = Field(
         None, ge=2, description="Examples per step; at least 2, since batch normalization needs batch statistics."
@@ -98,6 +136,10 @@ class JobRequest(_Strict):
     distributed: DistributedSpec | None = Field(
         None, description="Train across several processes of one worker (torch.distributed); none: one process."
     )
+    init_from: InitFrom | None = Field(None, description="Fine-tune: start from a succeeded job's checkpoint.")
+    early_stopping: EarlyStopping | None = Field(
+        None, description="End early once a test metric stops improving (the best checkpoint serves predictions)."
+    )
 
     @property
     def processes(self) -> int:
@@ -110,6 +152,16 @@ class JobRequest(_Strict):
         names = architecture_names()
         if name not in names:
             raise ValueError(f"unknown architecture {name!r}; choose one of {names}")
+        return name
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset_name(cls, name: str) -> str:
+        if name not in BUILTIN_DATASETS and UPLOADED_REF.fullmatch(name) is None:
+            raise ValueError(
+                f"unknown dataset {name!r}; choose one of {list(BUILTIN_DATASETS)} or an uploaded dataset as "
+                "`name` or `name@N` (lowercase letters, digits, '_', '.', '-')"
+            )
         return name
 
     def resolve(self) -> "JobSpec":
@@ -125,6 +177,11 @@ class JobRequest(_Strict):
         )
         optimizer = OptimizerSpec(**{**self.optimizer.model_dump(), "lr": self.optimizer.lr or info.book_lr})
         return JobSpec.model_validate({**fields, "optimizer": optimizer})
+
+
+def is_uploaded(dataset: str) -> bool:
+    """Whether `dataset` names an uploaded dataset rather than a built-in one."""
+    return dataset not in BUILTIN_DATASETS
 
 
 class JobSpec(JobRequest):

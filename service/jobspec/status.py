@@ -48,8 +48,10 @@ class StopReason(enum.StrEnum):
 
 
 class FitStatus(enum.StrEnum):
-    """How a `fit()` call ended: every epoch done, stopped on request, or the loss blew up."""
+    """How a `fit()` call ended: every epoch done, stopped on request, the loss blew up, or early stopping ended it
+    (the test metric stopped improving: a success, like `completed`)."""
 
     completed = "completed"
     stopped = "stopped"
     diverged = "diverged"
+    early_stopped = "early stopped"

@@ -1,4 +1,4 @@
-"""The ORM: jobs, their events, training history, checkpoints and their exports, workers, and API tokens.
+"""The ORM: jobs, their events, training history, checkpoints and their exports, workers, API tokens, datasets.
 
 History rows convert to and from the training engine's records here, the one place the two meet.
 """
@@ -306,6 +306,26 @@ class SweepTrial(Base):
     pruned_epoch: Mapped[int | None] = mapped_column(Integer)  # set when the pruner stopped the trial
     pruner_state: Mapped[JSONValue] = mapped_column(JSON, default=dict)  # the pruner's per-trial notes (rungs)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DatasetVersion(Base):
+    """One immutable version of an uploaded dataset: its content address, facts, and the trainer's file as bytes."""
+
+    __tablename__ = "dataset_versions"
+    __table_args__ = (UniqueConstraint("name", "version"), UniqueConstraint("name", "sha256"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)  # 1, 2, ... per name
+    sha256: Mapped[str] = mapped_column(String(64))  # the content address (service/ingest/ingest.py)
+    data_sha256: Mapped[str] = mapped_column(String(64))  # of `data`: what a worker checks its cached copy against
+    stored_bytes: Mapped[int] = mapped_column(BigInteger)  # len(data), counted against the owner's quota
+    facts: Mapped[JSONValue] = mapped_column(JSON)  # classes, counts per class and split, size, channels, mean, std
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    owner_token_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("api_tokens.id", ondelete="SET NULL"))
+    owner_name: Mapped[str | None] = mapped_column(String(64))
+    client_address: Mapped[str | None] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)  # safetensors (service/training/uploaded.py)
 
 
 # The model registry's tables live in their own module; importing it here registers them on Base.metadata.

@@ -18,6 +18,7 @@ from torch import nn
 from models.registry import build_model
 from service.errors import CheckpointError
 from service.records import EpochRecord
+from service.training.datasets import get_dataset_info
 
 FORMAT = "convlab-checkpoint/1"
 _META_KEY = "convlab"
@@ -40,6 +41,7 @@ class LoadedCheckpoint:
     step: int
     metrics: EpochRecord | None
     spec: dict[str, Any]
+    native_size: int  # the side its dataset's images are stored at (what prediction scales inputs to first)
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,7 @@ def load_checkpoint(data: bytes) -> LoadedCheckpoint:
             step=int(meta["step"]),
             metrics=EpochRecord(**metrics) if metrics else None,
             spec=meta["spec"],
+            native_size=int(meta.get("native_size") or get_dataset_info(meta["dataset"]).native_size),
         )
     except (KeyError, TypeError, ValueError) as exc:  # metadata written by something else, or damaged (a 422)
         raise CheckpointError(f"checkpoint metadata is incomplete or malformed: {exc!r}") from exc

@@ -2,6 +2,7 @@
 
 import gzip
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -9,9 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
 from torch.nn import functional as F
 
 from service.errors import DatasetUnavailable, InvalidInput
+from service.jobspec.spec import is_uploaded
 from service.training.downloads import DownloadListener, download_dataset
 from service.training.synthetic import SYNTHETIC_CLASSES, make_synthetic
 
@@ -46,6 +50,8 @@ _MNIST_FILES = (
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
+UPLOADED_FORMAT = "convlab-dataset/1"  # an uploaded dataset's stored file (training/uploaded.py writes it)
+UPLOADED_META_KEY = "convlab"
 _CIFAR_FILES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta")  # torchvision reads all
 
 
@@ -189,6 +195,35 @@ def _read_full(name: str, data_dir: Path) -> tuple[ImageData, ImageData]:
     return _read_mnist_split(folder, "train"), _read_mnist_split(folder, "t10k")
 
 
+def decode_uploaded(name: str, data: bytes) -> tuple[DatasetInfo, ImageData, ImageData]:
+    """The facts and both splits of a stored dataset called `name` (`flowers@2`); DatasetUnavailable if unreadable."""
+    try:
+        tensors = st_load(data)
+        header_length = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8 : 8 + header_length])
+        meta = json.loads(header["__metadata__"][UPLOADED_META_KEY])
+    except (SafetensorError, ValueError, KeyError, TypeError) as exc:
+        raise DatasetUnavailable(f"dataset {name!r}: its stored file is unreadable ({exc})") from None
+    if meta.get("format") != UPLOADED_FORMAT:
+        raise DatasetUnavailable(f"dataset {name!r}: unknown stored format {meta.get('format')!r}")
+    train = ImageData(tensors["train.images"], tensors["train.labels"])
+    test = ImageData(tensors["test.images"], tensors["test.labels"])
+    classes = tuple(str(c) for c in meta["classes"])
+    channels, size = int(train.images.shape[1]), int(train.images.shape[-1])
+    mean, std = tuple(float(m) for m in meta["mean"]), tuple(float(s) for s in meta["std"])
+    return DatasetInfo(name, channels, len(classes), classes, size, mean, std, None), train, test
+
+
+@lru_cache(maxsize=2)
+def read_uploaded(name: str, path: Path) -> tuple[DatasetInfo, ImageData, ImageData]:
+    """`decode_uploaded` of a local file (cached by path: a cached file is named by its content's hash)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DatasetUnavailable(f"dataset {name!r}: cannot read {path} ({exc})") from None
+    return decode_uploaded(name, data)
+
+
 def dataset_checksum(train: ImageData, test: ImageData) -> str:
     """sha256 over the images and labels of both splits, in a fixed order."""
     digest = hashlib.sha256()
@@ -206,12 +241,20 @@ def load_dataset(
     on_download: DownloadListener | None = None,
     train_subset: int | None = None,
     test_subset: int | None = None,
+    uploaded: Path | None = None,
 ) -> Splits:
     """Load both splits as uint8 tensors, cut to the requested subsets.
 
     Missing files are downloaded only if allowed (from `mirror` instead of upstream when given), reporting
-    to `on_download`.
+    to `on_download`. An uploaded dataset (`flowers@2`) is read from the local file `uploaded`, which the worker
+    fetched from the database and checked.
     """
+    if is_uploaded(name):
+        if uploaded is None:
+            raise DatasetUnavailable(f"dataset {name!r} is uploaded: its stored file was not given")
+        info, full_train, full_test = read_uploaded(name, Path(uploaded))
+        train, test = full_train.head(train_subset), full_test.head(test_subset)
+        return Splits(info, train, test, dataset_checksum(train, test))
     info = get_dataset_info(name)
     data_dir = Path(data_dir)
     check_dataset_available(name, data_dir, allow_download)

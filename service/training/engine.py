@@ -23,6 +23,7 @@ from service.training.records import Callbacks, Checkpoint, FitResult, Progress
 from service.training.run import Run, build_run, checkpoint_meta, restore_run, run_info
 from service.training.runtime import make_runtime, resolve_device
 from service.training.schedules import lr_at
+from service.training.stopping import stop_reason, watch
 
 PROGRESS_SECONDS = 0.5  # at most this often through on_progress
 # A cross-entropy this large means logits thousands apart: the weights have blown up even if still finite
@@ -48,12 +49,15 @@ def fit(
     allow_download: bool = False,
     group: Group | None = None,
     dataset_mirror: str | None = None,
+    dataset_file: Path | None = None,
+    init_weights: bytes | None = None,
 ) -> FitResult:
     """Train the resolved `spec` to the end, a cooperative stop, or divergence.
 
     With `group`, this process is one rank of a data-parallel run (see training/group.py).
     With `allow_download`, missing dataset files are fetched first (from `dataset_mirror` when given), with
-    progress through `callbacks.on_download`.
+    progress through `callbacks.on_download`. An uploaded dataset is read from `dataset_file` (the worker's
+    checked local copy). A fine-tuned spec starts from `init_weights` (its `init_from` checkpoint's bytes).
     """
     callbacks = callbacks or Callbacks()
     contents: CheckpointContents | None = read_checkpoint(resume_from) if resume_from is not None else None
@@ -65,11 +69,12 @@ def fit(
         on_download=callbacks.on_download,
         train_subset=spec.train_subset,
         test_subset=spec.test_subset,
+        uploaded=dataset_file,
     )
     runtime = make_runtime(resolve_device(device), compile=spec.compile, architecture=spec.architecture)
     if group is not None:
         callbacks = GroupCallbacks(callbacks, group, runtime.device)
-    run = build_run(spec, splits, runtime, callbacks, group=group)
+    run = build_run(spec, splits, runtime, callbacks, group=group, init_weights=init_weights)
     if contents is not None:
         restore_run(run, contents)
     run.callbacks.on_start(run_info(run))
@@ -88,11 +93,23 @@ def _train(run: Run) -> FitResult:
             return _result(run, halt, history, last)
         record = _finish_epoch(run)
         history.append(record)
+        early = _early_stop(run, record)  # before the checkpoint, which keeps the watched best
         last = _emit_checkpoint(run, record)
+        if early is not None and run.state.epoch < run.plan.epochs:
+            return _result(run, Halt(FitStatus.early_stopped, early), history, last)
         if run.state.epoch < run.plan.epochs and run.callbacks.should_stop():
             return _result(run, Halt(FitStatus.stopped, f"stopped after epoch {run.state.epoch}"), history, last)
     message = f"completed {run.state.epoch} epochs, {run.state.step} steps"
     return _result(run, Halt(FitStatus.completed, message), history, last)
+
+
+def _early_stop(run: Run, record: EpochRecord) -> str | None:
+    """Track the early-stopping metric; why the run ends here, or None."""
+    rule, state = run.spec.early_stopping, run.state
+    if rule is None:
+        return None
+    state.watch_best, state.watch_epoch = watch(rule, record, state.watch_best, state.watch_epoch)
+    return stop_reason(rule, state.epoch, state.watch_best, state.watch_epoch)
 
 
 def _epoch_order(seed: int, epoch: int, n: int, device: torch.device) -> torch.Tensor:

@@ -49,4 +49,5 @@ def describe_environment(info: RunInfo, *, convlab_version: str) -> dict[str, An
         "dataset_checksum": info.dataset_checksum,
         "train_size": info.train_size,
         "test_size": info.test_size,
+        "init_from": info.init_from,  # fine-tuning: the source checkpoint (job, epoch, sha256) and what was loaded
     }

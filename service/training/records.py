@@ -4,6 +4,7 @@ The step and epoch records themselves are in service/records.py, shared with sto
 """
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from service.jobspec.status import FitStatus
 from service.records import EpochRecord, StepRecord
@@ -33,6 +34,7 @@ class RunInfo:
     torch_version: str
     torchvision_version: str
     resumed_from_step: int  # 0 for a fresh run
+    init_from: dict[str, Any] | None = None  # fine-tuning: source job, epoch, checkpoint sha256, tensors loaded
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ from service.errors import CheckpointError, InvalidInput
 from service.jobspec.spec import JobSpec
 from service.records import EpochRecord
 from service.training.checkpoints import CheckpointContents, check_weights, epoch_record_json, optimizer_state
-from service.training.datasets import ImageData, Splits
+from service.training.datasets import DatasetInfo, ImageData, Splits
+from service.training.finetune import freeze_backbone, load_init
 from service.training.group import Group, data_parallel, sync_batchnorm
 from service.training.optimizers import build_optimizer
 from service.training.records import Callbacks, RunInfo
@@ -57,6 +58,8 @@ class TrainState:
     lr: float = 0.0
     last: EpochRecord | None = None
     best: EpochRecord | None = None
+    watch_best: float | None = None  # early stopping: the watched metric's best value, and its epoch
+    watch_epoch: int = 0
     loss_sum: torch.Tensor = field(init=False)  # float64: sum of batch loss x batch size, this epoch
     correct: torch.Tensor = field(init=False)  # int64: correct predictions this epoch
 
@@ -97,6 +100,7 @@ class Run:
     std: tuple[float, ...]
     state: TrainState
     group: Group | None = None  # this process's rank in a data-parallel run; None: it trains alone
+    init_from: dict[str, Any] | None = None  # fine-tuning: the source checkpoint and what was loaded from it
     started: float = field(default_factory=time.perf_counter)
     last_progress: float = -math.inf  # the first batch always reports progress
 
@@ -131,13 +135,31 @@ def init_model(spec: JobSpec, *, in_channels: int, num_classes: int, input_size:
     return model
 
 
+def _start_model(spec: JobSpec, info: DatasetInfo, plan: Plan, init_weights: bytes | None) -> tuple[nn.Module, Any]:
+    """The seeded model, started from `init_weights` (fine-tuning) when given, its backbone frozen if asked."""
+    model = init_model(spec, in_channels=info.in_channels, num_classes=info.num_classes, input_size=plan.input_size)
+    if spec.init_from is None:
+        return model, None
+    transfer = load_init(model, init_weights) if init_weights is not None else None
+    if spec.init_from.freeze:
+        freeze_backbone(model)
+    source = spec.init_from.model_dump(mode="json")
+    return model, {**source, **transfer} if transfer is not None else source
+
+
 def build_run(
-    spec: JobSpec, splits: Splits, runtime: Runtime, callbacks: Callbacks, *, group: Group | None = None
+    spec: JobSpec,
+    splits: Splits,
+    runtime: Runtime,
+    callbacks: Callbacks,
+    *,
+    group: Group | None = None,
+    init_weights: bytes | None = None,
 ) -> Run:
-    """A fresh run: seeded model on the device, optimizer, device-resident data, zeroed counters."""
+    """A fresh run: seeded (or fine-tuned) model on the device, optimizer, device-resident data, zeroed counters."""
     info = splits.info
     plan = make_plan(spec, len(splits.train))
-    model = init_model(spec, in_channels=info.in_channels, num_classes=info.num_classes, input_size=plan.input_size)
+    model, transfer = _start_model(spec, info, plan, init_weights)
     if group is not None:
         model = sync_batchnorm(model, runtime.device)
     model, forward = prepare_model(model, runtime)
@@ -154,12 +176,13 @@ def build_run(
         runtime=runtime,
         model=model,
         forward=forward,
-        optimizer=build_optimizer(model.parameters(), spec.optimizer),
+        optimizer=build_optimizer([p for p in model.parameters() if p.requires_grad], spec.optimizer),
         callbacks=callbacks,
         mean=mean,
         std=std,
         state=TrainState(runtime.device),
         group=group,
+        init_from=transfer,
     )
 
 
@@ -172,6 +195,7 @@ def checkpoint_meta(run: Run, record: EpochRecord | None) -> dict[str, Any]:
         "num_classes": info.num_classes,
         "input_size": run.plan.input_size,
         "dataset": info.name,
+        "native_size": info.native_size,
         "class_names": list(info.class_names),
         "mean": list(run.mean),
         "std": list(run.std),
@@ -188,6 +212,7 @@ def checkpoint_meta(run: Run, record: EpochRecord | None) -> dict[str, Any]:
         "metrics": epoch_record_json(record),
         "last": epoch_record_json(state.last),
         "best": epoch_record_json(state.best),
+        "watch": [state.watch_best, state.watch_epoch],
         "torch_version": torch.__version__,
         "torchvision_version": TORCHVISION_VERSION,
     }
@@ -220,6 +245,7 @@ def restore_run(run: Run, contents: CheckpointContents) -> None:
     state.reset_sums(float(meta["loss_sum"]), int(meta["correct"]))
     state.last = EpochRecord(**meta["last"]) if meta.get("last") else None
     state.best = EpochRecord(**meta["best"]) if meta.get("best") else None
+    state.watch_best, state.watch_epoch = meta.get("watch", [None, 0])
 
 
 def run_info(run: Run) -> RunInfo:
@@ -246,4 +272,5 @@ def run_info(run: Run) -> RunInfo:
         torch_version=torch.__version__,
         torchvision_version=TORCHVISION_VERSION,
         resumed_from_step=run.state.step,
+        init_from=run.init_from,
     )

@@ -31,6 +31,7 @@ from service.training import FitResult, fit
 from service.training.group import Group
 from service.worker.attempts import result_summary, start_attempt
 from service.worker.capabilities import worker_capabilities
+from service.worker.datasets import cache_dir, dataset_file, init_weights
 from service.worker.heartbeat import Heartbeat
 from service.worker.leases import Lease, claim_next_job, finish_job, register_worker, requeue_job, touch_worker
 from service.worker.ranks import run_ranks
@@ -184,6 +185,8 @@ class JobWorker:
                 allow_download=self.settings.allow_download,
                 group=group,
                 dataset_mirror=self.settings.downloads.mirror,
+                dataset_file=dataset_file(self.session_factory, spec, cache_dir(self.settings)),
+                init_weights=init_weights(self.session_factory, spec) if resume_from is None else None,
             )
             return result, recorder.stop_reason()
 
@@ -195,7 +198,7 @@ class JobWorker:
         return checkpoint.data if checkpoint else None
 
     def _conclude(self, lease: Lease, result: FitResult, stop_reason: StopReason | None) -> None:
-        if result.status is FitStatus.completed:
+        if result.status in (FitStatus.completed, FitStatus.early_stopped):
             summary = result_summary(
                 result.final_metrics, result.best_metrics, epochs=result.epochs_completed, steps=result.step
             )

@@ -13,6 +13,7 @@ import signal
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Protocol
 
 import torch.multiprocessing as mp
@@ -28,6 +29,7 @@ from service.storage.orm import Job
 from service.training import fit
 from service.training.distributed import free_port, process_group, rank_device
 from service.training.group import Group
+from service.worker.datasets import cache_dir, dataset_file
 from service.worker.leases import Lease, begin_fenced
 
 log = logging.getLogger(__name__)
@@ -53,7 +55,8 @@ def run_ranks(
     # A pipe, not an Event: setting a multiprocessing Event blocks for good once a rank that waited on it died.
     # Rank 0 watches the read end: a message asks it to stop; end of file means this worker is gone.
     stop, ask_stop = mp.get_context("spawn").Pipe(duplex=False)
-    args = (worker.settings, worker.worker_id, lease, spec, resume_from, free_port(), stop, rank_zero)
+    local = dataset_file(worker.session_factory, spec, cache_dir(worker.settings))  # fetched once, for every rank
+    args = (worker.settings, worker.worker_id, lease, spec, resume_from, free_port(), stop, rank_zero, local)
     ranks: ProcessContext = start_processes(  # type: ignore[no-untyped-call]
         _rank_main, args=args, nprocs=spec.processes, join=False, start_method="spawn"
     )
@@ -101,6 +104,7 @@ def _rank_main(
     port: int,
     stop: Connection,
     rank_zero: RankZero,
+    local: Path | None,
 ) -> None:
     """One rank: join the group and train; rank 0 also records and ends the job like a worker."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the worker, which stops the group cleanly
@@ -109,7 +113,14 @@ def _rank_main(
     log.info("job %s: rank %d of %d on %s, pid %d", lease.job_id, rank, spec.processes, device, os.getpid())
     with process_group(rank, spec.processes, port=port, device=device) as group:
         if not group.reports:
-            fit(spec, data_dir=settings.data_dir, resume_from=resume_from, device=str(device), group=group)
+            fit(
+                spec,
+                data_dir=settings.data_dir,
+                resume_from=resume_from,
+                device=str(device),
+                group=group,
+                dataset_file=local,
+            )
             return
         shutdown = threading.Event()
         threading.Thread(target=_watch, args=(stop, shutdown), daemon=True).start()

@@ -41,7 +41,8 @@ def test_operations_declare_what_they_can_send(document):
 def test_closed_sets_are_enums(document):
     schemas = document["components"]["schemas"]
     assert set(schemas["JobCreate"]["properties"]["architecture"]["enum"]) >= {"lenet", "bn_lenet", "resnet18"}
-    assert "fashion_mnist" in schemas["JobCreate"]["properties"]["dataset"]["enum"]
+    dataset = schemas["JobCreate"]["properties"]["dataset"]  # built-in names, or an uploaded `name@N`
+    assert "fashion_mnist" in dataset["examples"] and dataset["pattern"]
     assert "adam" in schemas["OptimizerRequest"]["properties"]["name"]["enum"]
     assert "cosine" in schemas["SchedulerSpec"]["properties"]["name"]["enum"]
 

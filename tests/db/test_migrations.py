@@ -27,6 +27,7 @@ TABLES = {
     "model_versions",
     "model_aliases",
     "alias_moves",
+    "dataset_versions",
     "alembic_version",
 }
 

@@ -20,17 +20,29 @@ class _TooLarge(Exception):
 
 
 class BodySizeLimit:
-    """ASGI middleware: 413 for a body over `max_bytes`, or over `predict_max_bytes` on a predict route."""
+    """ASGI middleware: 413 for a body over `max_bytes`, over `predict_max_bytes` on a predict route, or over
+    `upload_max_bytes` on the dataset upload."""
 
     def __init__(
-        self, app: ASGIApp, *, max_bytes: int, predict_max_bytes: int, predict_suffix: str = "/predict"
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        predict_max_bytes: int,
+        predict_suffix: str = "/predict",
+        upload_max_bytes: int | None = None,
+        upload_path: str = "/datasets",
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.predict_max_bytes = predict_max_bytes
         self.predict_suffix = predict_suffix
+        self.upload_max_bytes = upload_max_bytes
+        self.upload_path = upload_path
 
     def _limit(self, path: str) -> tuple[int, str]:
+        if self.upload_max_bytes is not None and path == self.upload_path:  # dataset archives: their own limit
+            return self.upload_max_bytes, "CONVLAB_DATASET_MAX_UPLOAD_BYTES"
         if path.endswith(self.predict_suffix) or (path.startswith("/v2/") and path.endswith("/infer")):
             return self.predict_max_bytes, "predict_max_bytes"
         return self.max_bytes, "max_body_bytes"

@@ -146,9 +146,12 @@ ADMIN = RequireScope(Scope.admin)
 PREDICT_UNLIMITED = RequireScope(Scope.predict)  # what predicting needs, without counting against its rate
 MODELS_READ = RequireScope(Scope.models_read)
 MODELS_WRITE = RequireScope(Scope.models_write)
+DATASETS_READ = RequireScope(Scope.datasets_read)
+DATASETS_WRITE = RequireScope(Scope.datasets_write)
 
 ReadsJobs = Annotated[Principal, Depends(JOBS_READ)]
 WritesJobs = Annotated[Principal, Depends(JOBS_WRITE)]
+WritesDatasets = Annotated[Principal, Depends(DATASETS_WRITE)]
 Admin = Annotated[Principal, Depends(ADMIN)]
 ReadsModels = Annotated[Principal, Depends(MODELS_READ)]
 WritesModels = Annotated[Principal, Depends(MODELS_WRITE)]

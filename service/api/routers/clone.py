@@ -4,6 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Response
 
+from service.api.plumbing.admission import admit
 from service.api.plumbing.deps import JobIdPath, SessionDep, SettingsDep
 from service.api.plumbing.security import JOBS_READ, WritesJobs, auth_responses
 from service.api.routers.jobs import QUOTA_RETRY_SECONDS, owner_of
@@ -14,7 +15,6 @@ from service.storage import jobs
 from service.storage.orm import Job
 from service.storage.sweeps import latest_event
 from service.sweeps.clone import CloneRequest, cloned_spec
-from service.training.admission import admit_job
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=auth_responses())
 
@@ -46,7 +46,7 @@ def clone_job(
             retry_after=QUOTA_RETRY_SECONDS,
         )
     request = cloned_spec(session, job_id, body.overrides)
-    spec = admit_job(request, settings.jobs, data_dir=settings.data_dir, allow_download=settings.allow_download)
+    spec = admit(session, settings, request)
     job = jobs.create_job(session, spec=spec, priority=body.priority, owner=owner)
     session.commit()
     response.headers["Location"] = f"/jobs/{job.id}"

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Response
 
 from service.access import Principal
+from service.api.plumbing.admission import admit
 from service.api.plumbing.deps import MAX_ID, JobDep, JobIdPath, SessionDep, SessionFactoryDep, SettingsDep
 from service.api.plumbing.security import JOBS_READ, WritesJobs, auth_responses
 from service.api.wire.errors import ErrorResponse
@@ -15,7 +16,6 @@ from service.jobspec.spec import JobSpec
 from service.jobspec.status import JobStatus
 from service.storage import fleet, jobs
 from service.storage.orm import Job, Worker
-from service.training.admission import admit_job
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=auth_responses())
 # A job's owner waits for one of its jobs to finish; trying again sooner than this is unlikely to help.
@@ -37,12 +37,12 @@ def admitted(
     settings: SettingsDep,
     principal: WritesJobs,
     session: SessionDep,
+    factory: SessionFactoryDep,
 ) -> Admitted:
     """The body's spec resolved, once it is within this server's limits and can run here (422 naming the field if
     not), from a caller below its quota of active jobs (429 if not)."""
-    spec = admit_job(
-        body.to_request(), settings.jobs, data_dir=settings.data_dir, allow_download=settings.allow_download
-    )
+    with factory() as reading:  # its own read, so that begin_submission below starts a fresh transaction
+        spec = admit(reading, settings, body.to_request())
     limit = settings.access.max_active_jobs
     if jobs.begin_submission(session, owner_of(principal)) >= limit:
         raise TooManyRequests(

@@ -4,6 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
+from service.api.plumbing.admission import admit, pin_dataset
 from service.api.plumbing.deps import MAX_ID, SessionDep, SessionFactoryDep, SettingsDep
 from service.api.plumbing.security import JOBS_READ, WritesJobs, auth_responses
 from service.api.routers.jobs import owner_of
@@ -15,7 +16,6 @@ from service.storage import sweeps as store
 from service.sweeps import advance, plots
 from service.sweeps.definition import SweepDefinition, SweepUpdate
 from service.sweeps.study import TrialView
-from service.training.admission import admit_job
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"], responses=auth_responses())
 READS = [Depends(JOBS_READ)]
@@ -65,8 +65,10 @@ def create_sweep(
     caller's token, like the sweep)."""
 
     def check(request: JobRequest) -> object:
-        return admit_job(request, settings.jobs, data_dir=settings.data_dir, allow_download=settings.allow_download)
+        return admit(session, settings, request)
 
+    base, _ = pin_dataset(session, body.base)  # every trial trains on the version that is latest now
+    body = body.model_copy(update={"base": base})
     sweep = advance.create_sweep(session, body, check=check, owner=owner_of(principal))
     session.commit()
     response.headers["Location"] = f"/sweeps/{sweep.id}"

@@ -1,0 +1,65 @@
+"""The one admission of a job request on this server (submit, clone, sweep): what needs the database is settled
+here (an uploaded dataset pinned to its version, a fine-tuning source checked against the new model), the rest in
+`training.admission.admit_job`. Each problem is a 422 naming the field."""
+
+from sqlalchemy.orm import Session
+
+from service.config import Settings
+from service.errors import Conflict, InvalidInput, NotFound
+from service.jobspec.spec import JobRequest, JobSpec, is_uploaded
+from service.jobspec.status import JobStatus
+from service.storage import datasets, jobs
+from service.training.admission import admit_job
+from service.training.datasets import get_dataset_info
+from service.training.finetune import check_init_source
+
+
+def pin_dataset(session: Session, request: JobRequest) -> tuple[JobRequest, tuple[int, int] | None]:
+    """`request` with an uploaded dataset pinned to its version (`flowers` -> `flowers@2`), and that version's
+    (channels, classes); None for a built-in dataset."""
+    if not is_uploaded(request.dataset):
+        return request, None
+    try:
+        row = datasets.pin(session, request.dataset)
+    except NotFound as exc:
+        raise InvalidInput(f"dataset: {exc.detail}") from None
+    pinned = request.model_copy(update={"dataset": f"{row.name}@{row.version}"})
+    return pinned, (int(row.facts["channels"]), len(row.facts["classes"]))
+
+
+def pin_init(session: Session, request: JobRequest) -> tuple[JobRequest, bytes | None]:
+    """`request` with its `init_from` checkpoint chosen (epoch number and sha256 set), and that checkpoint's bytes."""
+    source = request.init_from
+    if source is None:
+        return request, None
+    try:
+        job = jobs.get_job(session, source.job)
+        if job.status is not JobStatus.succeeded:
+            raise InvalidInput(
+                f"job {source.job} is {job.status.value}; only a succeeded job's checkpoint can start one"
+            )
+        chosen = jobs.get_checkpoint(session, source.job, epoch=source.epoch if source.epoch != "best" else None)
+    except (NotFound, Conflict, InvalidInput) as exc:
+        raise InvalidInput(f"init_from: {exc.detail}") from None
+    pinned = source.model_copy(update={"epoch": chosen.epoch, "checkpoint_sha256": chosen.sha256})
+    return request.model_copy(update={"init_from": pinned}), chosen.data
+
+
+def admit(session: Session, settings: Settings, request: JobRequest) -> JobSpec:
+    """The resolved spec of `request`: its dataset and fine-tuning source pinned, checked against the limits."""
+    request, uploaded = pin_dataset(session, request)
+    request, source = pin_init(session, request)
+    spec = admit_job(
+        request,
+        settings.jobs,
+        data_dir=settings.data_dir,
+        allow_download=settings.allow_download,
+        uploaded_channels=uploaded[0] if uploaded else None,
+    )
+    if source is not None:
+        if uploaded is None:
+            info = get_dataset_info(spec.dataset)
+            uploaded = (info.in_channels, info.num_classes)
+        channels, classes = uploaded
+        check_init_source(source, spec, in_channels=channels, num_classes=classes)
+    return spec
