@@ -8,7 +8,7 @@ Nothing here imports torch or SQLAlchemy: the architecture facts come from `mode
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from models.catalog import architecture_names, get_model_info
 
@@ -69,9 +69,17 @@ class DistributedSpec(BaseModel):
 
 
 class InitFrom(_Strict):
-    """Start from a succeeded job's checkpoint (fine-tuning): tensors whose names and shapes match are loaded."""
+    """Start from a succeeded job's checkpoint, or a registered model's version (fine-tuning): tensors whose names
+    and shapes match are loaded. A model is resolved at admission to its version's job and epoch, which are kept."""
 
-    job: int = Field(ge=1, le=2**53, description="The succeeded job whose checkpoint the weights come from.")
+    job: int | None = Field(
+        None, ge=1, le=2**53, description="The succeeded job whose checkpoint the weights come from."
+    )
+    model: str | None = Field(
+        None, max_length=64, description="Or a registered model: its `alias` (default prod) or `version`."
+    )
+    alias: str | None = Field(None, max_length=64, description="With `model`: the alias whose version to use.")
+    version: int | None = Field(None, ge=1, description="With `model`: the version number to use.")
     epoch: Literal["best"] | int = Field(
         "best", description="`best` (its highest test accuracy) or the epoch whose checkpoint to use."
     )
@@ -86,6 +94,20 @@ class InitFrom(_Strict):
         if isinstance(epoch, int) and epoch < 1:
             raise ValueError("an epoch number is at least 1")
         return epoch
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "InitFrom":
+        if self.model is None and (self.alias is not None or self.version is not None):
+            raise ValueError("alias and version name a version of `model`; give the model too")
+        if self.model is None and self.job is None:
+            raise ValueError("give the source: `job` (a succeeded job) or `model` (a registered model)")
+        return self
+
+
+class ResolvedInitFrom(InitFrom):
+    """A fine-tuning source as admitted: the job whose checkpoint is used is always named."""
+
+    job: int = Field(ge=1, le=2**53, description="The succeeded job whose checkpoint the weights come from.")
 
 
 class EarlyStopping(_Strict):
@@ -196,6 +218,7 @@ class JobSpec(JobRequest):
     optimizer: OptimizerSpec
     resize: int = Field(ge=12, le=512, description="Input side in pixels.")
     log_every: int = Field(ge=1, description="Record the training loss every N examples.")
+    init_from: ResolvedInitFrom | None = Field(None, description="Fine-tune: the checkpoint the weights come from.")
 
     def resolve(self) -> "JobSpec":
         """Already resolved."""

@@ -6,9 +6,9 @@ from sqlalchemy.orm import Session
 
 from service.config import Settings
 from service.errors import Conflict, InvalidInput, NotFound
-from service.jobspec.spec import JobRequest, JobSpec, is_uploaded
+from service.jobspec.spec import InitFrom, JobRequest, JobSpec, is_uploaded
 from service.jobspec.status import JobStatus
-from service.storage import datasets, jobs
+from service.storage import datasets, jobs, registry
 from service.training.admission import admit_job
 from service.training.datasets import get_dataset_info
 from service.training.finetune import check_init_source
@@ -33,6 +33,8 @@ def pin_init(session: Session, request: JobRequest) -> tuple[JobRequest, bytes |
     if source is None:
         return request, None
     try:
+        source = _model_source(session, source)
+        assert source.job is not None  # _model_source set it
         job = jobs.get_job(session, source.job)
         if job.status is not JobStatus.succeeded:
             raise InvalidInput(
@@ -43,6 +45,21 @@ def pin_init(session: Session, request: JobRequest) -> tuple[JobRequest, bytes |
         raise InvalidInput(f"init_from: {exc.detail}") from None
     pinned = source.model_copy(update={"epoch": chosen.epoch, "checkpoint_sha256": chosen.sha256})
     return request.model_copy(update={"init_from": pinned}), chosen.data
+
+
+def _model_source(session: Session, source: InitFrom) -> InitFrom:
+    """A source naming a registered model, with the job and epoch of the version it means now (kept from then on:
+    a clone starts from the same checkpoint); a source that names its job already, unchanged."""
+    if source.job is not None or source.model is None:
+        return source
+    try:
+        found = registry.resolve_model_version(session, source.model, alias=source.alias, version=source.version)
+    except (NotFound, Conflict) as exc:
+        raise InvalidInput(f"init_from.model: {exc.detail}") from None
+    version_alias = source.alias if source.version is None else None
+    return source.model_copy(
+        update={"job": found.job_id, "epoch": found.epoch, "version": found.version, "alias": version_alias}
+    )
 
 
 def admit(session: Session, settings: Settings, request: JobRequest) -> JobSpec:
