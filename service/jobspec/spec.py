@@ -98,6 +98,12 @@ class JobRequest(_Strict):
     distributed: DistributedSpec | None = Field(
         None, description="Train across several processes of one worker (torch.distributed); none: one process."
     )
+    keep_checkpoints: int | None = Field(
+        None,
+        ge=1,
+        description="Checkpoints kept besides the best one (default: the server's CONVLAB_KEEP_CHECKPOINTS, set at "
+        "admission; None in a spec stored before this field: the worker's setting applies).",
+    )
 
     @property
     def processes(self) -> int:

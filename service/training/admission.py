@@ -9,10 +9,14 @@ from service.training.architectures import input_problem
 from service.training.datasets import check_dataset_available, get_dataset_info
 
 
-def admit_job(request: JobRequest, limits: JobLimits, *, data_dir: Path, allow_download: bool) -> JobSpec:
-    """The resolved spec of `request` (made here, once, and stored as it is); InvalidInput naming the field when it
-    exceeds a configured limit or cannot run here."""
+def admit_job(
+    request: JobRequest, limits: JobLimits, *, data_dir: Path, allow_download: bool, keep_checkpoints: int | None = None
+) -> JobSpec:
+    """The resolved spec of `request` (made here, once, and stored as it is; a left-out keep_checkpoints becomes the
+    server's `keep_checkpoints`); InvalidInput naming the field when it exceeds a limit or cannot run here."""
     resolved = request.resolve()
+    if resolved.keep_checkpoints is None:
+        resolved = resolved.model_copy(update={"keep_checkpoints": keep_checkpoints})
     if resolved.epochs > limits.max_epochs:
         raise InvalidInput(f"epochs: {resolved.epochs} is above the limit of {limits.max_epochs} (max_epochs)")
     if resolved.batch_size > limits.max_batch_size:

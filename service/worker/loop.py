@@ -172,7 +172,7 @@ class JobWorker:
                 lease,
                 heartbeat=heartbeat,
                 shutdown=self.shutdown,
-                keep_checkpoints=self.settings.queue.keep_checkpoints,
+                keep_checkpoints=spec.keep_checkpoints or self.settings.queue.keep_checkpoints,
                 batch_size=spec.batch_size,
             )
             result = fit(

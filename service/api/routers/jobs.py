@@ -41,7 +41,11 @@ def admitted(
     """The body's spec resolved, once it is within this server's limits and can run here (422 naming the field if
     not), from a caller below its quota of active jobs (429 if not)."""
     spec = admit_job(
-        body.to_request(), settings.jobs, data_dir=settings.data_dir, allow_download=settings.allow_download
+        body.to_request(),
+        settings.jobs,
+        data_dir=settings.data_dir,
+        allow_download=settings.allow_download,
+        keep_checkpoints=settings.queue.keep_checkpoints,
     )
     limit = settings.access.max_active_jobs
     if jobs.begin_submission(session, owner_of(principal)) >= limit:
