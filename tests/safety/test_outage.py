@@ -34,7 +34,7 @@ NEEDS_DATABASE = [
     ("GET", "/health/ready"),
     ("GET", "/ui/jobs/1"),
 ]
-BODIES = {("POST", "/jobs"): SMALL_JOB, ("POST", "/jobs/1/predict"): {"pixels": [[0.0] * 28] * 28}}
+BODIES = {("POST", "/jobs"): SMALL_JOB, ("POST", "/jobs/1/predict"): {"pixels": [[[0.0] * 28] * 28]}}
 
 
 def _concrete(path: str) -> str:
