@@ -10,7 +10,7 @@ from service.api.plumbing.deps import SessionDep, SettingsDep
 from service.api.plumbing.handlers import DATABASE_RETRY_SECONDS, database_unavailable_detail
 from service.api.wire.system import HealthRead, Probe, VersionRead
 from service.storage import jobs
-from service.storage.db import head_revision, schema_revision
+from service.storage.db import head_revision, low_disk_problem, schema_revision
 
 router = APIRouter(tags=["system"])
 
@@ -45,6 +45,12 @@ def health(session: SessionDep, settings: SettingsDep, response: Response) -> He
         }
         for w in workers
     ]
+    problem = low_disk_problem(settings.database_url)
+    if problem is not None:
+        response.status_code = 503  # reads still work (/health/ready stays 200), writes are about to fail
+        return HealthRead(
+            status="degraded", database=True, database_error=problem, workers=listed, workers_alive=len(listed)
+        )
     return HealthRead(status="ok", database=True, workers=listed, workers_alive=len(listed))
 
 
