@@ -132,7 +132,9 @@ class JobWorker:
         that small write did not fit."""
         reason = "the database's disk is full: free space, then re-run the job (POST /jobs/{id}/clone)"
         try:
-            self._finish(lease, JobStatus.failed, reason=reason, error=_message(exc.orig or exc))  # without the SQL
+            self._finish(
+                lease, JobStatus.failed, reason=reason, error=_message(getattr(exc, "orig", None) or exc)
+            )  # no SQL
         except SQLAlchemyError:
             return False
         return True
