@@ -2,6 +2,7 @@
 a test can stop it, crash it and start it again without touching the machine's server."""
 
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -63,12 +64,22 @@ class Cluster:
         return self.run("pg_ctl", "-D", str(self.data), "status", check=False).returncode == 0
 
 
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
 @contextmanager
 def own_cluster() -> Iterator[Cluster]:
     """A fresh cluster for the test, removed afterwards; skipped (saying why) without initdb and pg_ctl."""
     missing = [tool for tool in ("initdb", "pg_ctl", "createdb") if shutil.which(tool) is None]
     if missing:
         pytest.skip(f"a throw-away PostgreSQL cluster needs {', '.join(missing)} on PATH")
+    if os.geteuid() == 0 and not _user_exists(PG_USER):
+        pytest.skip(f"initdb refuses root: a throw-away PostgreSQL cluster needs a {PG_USER!r} user")
     root = Path(tempfile.mkdtemp(prefix="convlab-pg-"))
     shutil.chown(root, PG_USER) if os.geteuid() == 0 else None
     cluster = Cluster(root)

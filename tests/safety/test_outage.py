@@ -6,7 +6,6 @@ test's own, stopped mid-test and started again."""
 import re
 from pathlib import Path
 
-import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
@@ -73,7 +72,6 @@ def test_outage_on_sqlite_reads_as_503_and_recovers(tmp_path: Path, data_dir: Pa
         assert client.get("/jobs").json()["total"] == 1
 
 
-@pytest.mark.postgres
 def test_outage_on_postgres_reads_as_503_and_recovers(tmp_path: Path, data_dir: Path) -> None:
     with own_cluster() as cluster:
         settings = make_settings(tmp_path, data_dir, database_url=cluster.url)
