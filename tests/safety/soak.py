@@ -59,6 +59,7 @@ class Fleet:
     port: int
     api: subprocess.Popen[bytes] | None = None
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _start(self, *args: str) -> subprocess.Popen[bytes]:
         log = (self.logs / f"{args[0]}-{time.monotonic_ns()}.log").open("wb")
@@ -66,6 +67,10 @@ class Fleet:
         return subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
 
     def keep_up(self) -> None:
+        with self.lock:
+            self._keep_up()
+
+    def _keep_up(self) -> None:
         if self.api is None or self.api.poll() is not None:
             self.api = self._start("serve", "--workers", "0", "--port", str(self.port), "--no-migrate")
         self.workers = [w if w.poll() is None else self._start("worker", "--no-migrate") for w in self.workers]
@@ -101,6 +106,7 @@ def poll(base: str, tally: Tally, stop: threading.Event) -> None:
                     response = client.get(path)
                 except httpx.HTTPError:
                     tally.answers["no answer (API down)"] += 1
+                    time.sleep(0.5)
                     continue
                 tally.answers[str(response.status_code)] += 1
                 if response.status_code >= 500 and response.status_code != 503:
@@ -135,15 +141,18 @@ def _post_until_accepted(fleet: Fleet, spec: dict[str, Any], tally: Tally) -> in
 
 def strike(fleet: Fleet, cluster: Cluster | None, tally: Tally, rng: random.Random) -> None:
     """One random blow: kill -9 or SIGTERM a worker or the API, or crash the database and start it again."""
-    kinds = ["kill -9 worker", "SIGTERM worker", "kill -9 API", "SIGTERM API"] + (["crash database"] if cluster else [])
-    kind = rng.choice(kinds)
+    kinds = {"kill -9 worker": 3, "SIGTERM worker": 2, "kill -9 API": 1, "SIGTERM API": 1}
+    if cluster is not None:
+        kinds["crash database"] = 2
+    kind = rng.choices(list(kinds), weights=list(kinds.values()))[0]
     tally.actions[kind] += 1
     if kind == "crash database" and cluster is not None:
         cluster.crash()
         time.sleep(rng.uniform(0.5, 3.0))
         _restart(cluster)
         return
-    target = fleet.api if "API" in kind else rng.choice(fleet.workers)
+    with fleet.lock:
+        target = fleet.api if "API" in kind else rng.choice(fleet.workers)
     if target is not None and target.poll() is None:
         target.send_signal(signal.SIGKILL if "-9" in kind else signal.SIGTERM)
 
@@ -180,7 +189,12 @@ def check(url: str, job_ids: list[int]) -> dict[str, Any]:
         fingerprints.setdefault(str(spec["seed"]), set()).add(_fingerprint(url, job_id))
     problems += [f"replicas of seed {seed} differ" for seed, prints in fingerprints.items() if len(prints) != 1]
     attempts = sum(jobs[i][3] for i in job_ids)
-    return {"jobs": len(job_ids), "attempts": attempts, "problems": problems}
+    return {
+        "jobs": len(job_ids),
+        "attempts": attempts,
+        "resumed_attempts": attempts - len(job_ids),
+        "problems": problems,
+    }
 
 
 def _fingerprint(url: str, job_id: int) -> str:
@@ -210,7 +224,7 @@ def database(backend: str, directory: Path) -> Iterator[tuple[str, Cluster | Non
         yield cluster.url, cluster
 
 
-def soak(backend: str, minutes: float, *, seed: int = 0) -> dict[str, Any]:
+def soak(backend: str, minutes: float, *, seed: int = 0, interval: tuple[float, float] = (2.0, 6.0)) -> dict[str, Any]:
     """Run the soak; the summary (also the verdict's problems: empty when everything held)."""
     rng, tally, stop = random.Random(seed), Tally(), threading.Event()
     with ExitStack() as stack:
@@ -225,7 +239,7 @@ def soak(backend: str, minutes: float, *, seed: int = 0) -> dict[str, Any]:
         pollers = [threading.Thread(target=poll, args=(base, tally, stop), daemon=True) for _ in range(2)]
         for thread in pollers:
             thread.start()
-        job_ids = _chaos(fleet, cluster, tally, rng, base, until=started + minutes * 60)
+        job_ids = _chaos(fleet, cluster, tally, rng, base, until=started + minutes * 60, interval=interval)
         _drain(fleet, url, job_ids)
         stop.set()
         verdict = check(url, job_ids)
@@ -236,18 +250,33 @@ def soak(backend: str, minutes: float, *, seed: int = 0) -> dict[str, Any]:
 
 
 def _chaos(
-    fleet: Fleet, cluster: Cluster | None, tally: Tally, rng: random.Random, base: str, until: float
+    fleet: Fleet,
+    cluster: Cluster | None,
+    tally: Tally,
+    rng: random.Random,
+    base: str,
+    until: float,
+    interval: tuple[float, float],
 ) -> list[int]:
+    """Strike every few seconds until `until` while another thread submits a new round once the last finished."""
     job_ids: list[int] = []
-    round_ids: list[int] = []
+    submitter = threading.Thread(target=_submit_rounds, args=(fleet, tally, base, until, job_ids), daemon=True)
+    submitter.start()
     while time.monotonic() < until:
         fleet.keep_up()
+        time.sleep(rng.uniform(*interval))
+        strike(fleet, cluster, tally, rng)
+    submitter.join()
+    return job_ids
+
+
+def _submit_rounds(fleet: Fleet, tally: Tally, base: str, until: float, job_ids: list[int]) -> None:
+    round_ids: list[int] = []
+    while time.monotonic() < until:
         if not round_ids or _all_finished(base, round_ids):
             round_ids = submit_round(fleet, tally)
             job_ids += round_ids
-        time.sleep(rng.uniform(2.0, 6.0))
-        strike(fleet, cluster, tally, rng)
-    return job_ids
+        time.sleep(1)
 
 
 def _all_finished(base: str, ids: list[int]) -> bool:
@@ -290,8 +319,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="postgresql")
     parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--interval", type=float, nargs=2, default=(2.0, 6.0), help="seconds between blows")
     args = parser.parse_args()
-    summary = {**soak(args.backend, args.minutes), "load": os.getloadavg()}
+    started = os.getloadavg()
+    summary = {**soak(args.backend, args.minutes, interval=tuple(args.interval)), "load": [started, os.getloadavg()]}
     print(json.dumps(summary, indent=2))
     out = REPO_ROOT / "bench" / "results" / f"chaos_soak_{args.backend}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
