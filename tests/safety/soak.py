@@ -145,16 +145,26 @@ def strike(fleet: Fleet, cluster: Cluster | None, tally: Tally, rng: random.Rand
     if cluster is not None:
         kinds["crash database"] = 2
     kind = rng.choices(list(kinds), weights=list(kinds.values()))[0]
-    tally.actions[kind] += 1
     if kind == "crash database" and cluster is not None:
+        tally.actions[kind] += 1
         cluster.crash()
         time.sleep(rng.uniform(0.5, 3.0))
         _restart(cluster)
         return
+    if "API" in kind and not _answers(fleet):
+        kind = kind.replace("API", "worker")  # an API still starting is not struck again: it would never serve
+    tally.actions[kind] += 1
     with fleet.lock:
         target = fleet.api if "API" in kind else rng.choice(fleet.workers)
     if target is not None and target.poll() is None:
         target.send_signal(signal.SIGKILL if "-9" in kind else signal.SIGTERM)
+
+
+def _answers(fleet: Fleet) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{fleet.port}/health/live", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _restart(cluster: Cluster) -> None:
@@ -180,6 +190,7 @@ def check(url: str, job_ids: list[int]) -> dict[str, Any]:
     """The verdict: statuses, steps recorded exactly once, replicas identical (losses, epochs, final weights)."""
     jobs = {r[0]: r for r in _rows(url, "SELECT id, status, spec, attempt, total_steps FROM jobs")}
     problems = [f"job {i} is {jobs[i][1]}" for i in job_ids if jobs[i][1] != "succeeded"]
+    problems += [] if job_ids else ["no job was accepted during the soak"]
     fingerprints: dict[str, set[str]] = {}
     for job_id in job_ids:
         steps = [r[0] for r in _rows(url, f"SELECT step FROM loss_points WHERE job_id = {job_id} ORDER BY step")]
@@ -274,7 +285,10 @@ def _submit_rounds(fleet: Fleet, tally: Tally, base: str, until: float, job_ids:
     round_ids: list[int] = []
     while time.monotonic() < until:
         if not round_ids or _all_finished(base, round_ids):
-            round_ids = submit_round(fleet, tally)
+            try:
+                round_ids = submit_round(fleet, tally)
+            except RuntimeError:
+                continue  # not accepted for 300 s: try the round again
             job_ids += round_ids
         time.sleep(1)
 
@@ -289,7 +303,7 @@ def _all_finished(base: str, ids: list[int]) -> bool:
 def _drain(fleet: Fleet, url: str, job_ids: list[int], timeout: float = 900) -> None:
     """Let the fleet finish every job, untouched, restarting what died."""
     deadline = time.monotonic() + timeout
-    wanted = ",".join(map(str, job_ids))
+    wanted = ",".join(map(str, job_ids)) or "0"
     while time.monotonic() < deadline:
         fleet.keep_up()
         rows = _rows(url, f"SELECT count(*) FROM jobs WHERE id IN ({wanted}) AND status IN ('queued', 'running')")
