@@ -3,6 +3,7 @@ must: the operator's commands on the token table (their parser is in cli.py, whi
 
 import argparse
 import sys
+from pathlib import Path
 
 from sqlalchemy.orm import Session
 
@@ -73,3 +74,26 @@ def bootstrap_admin(settings: Settings) -> None:
             file=sys.stderr,
             flush=True,
         )
+
+
+def run_db_command(settings: Settings, args: argparse.Namespace) -> int:
+    """`convlab db backup | restore | stats | prune | vacuum`: 0 when done, 1 with the reason on stderr if not."""
+    from service.storage import backup, retention
+
+    url = settings.database_url
+    try:
+        if args.db_command == "backup":
+            print(backup.backup_database(url, Path(args.path)).describe("backed up to"))
+        elif args.db_command == "restore":
+            print(backup.restore_database(url, Path(args.path), force=args.force).describe())
+        elif args.db_command == "stats":
+            print(retention.database_stats(url, top=args.top).describe())
+        elif args.db_command == "prune":
+            keep = settings.queue.keep_checkpoints
+            print(retention.prune_finished_jobs(url, default_keep=keep, dry_run=args.dry_run).describe())
+        else:
+            print(retention.vacuum_database(url, full=args.full).describe())
+    except backup.BackupError as exc:
+        print(f"convlab db {args.db_command}: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -71,9 +71,25 @@ def build_parser() -> argparse.ArgumentParser:
     downgrade = db.add_parser("downgrade", help="revert migrations (default: down to base, dropping all data)")
     downgrade.add_argument("revision", nargs="?", default="base")
     db.add_parser("current", help="print the database's revision")
+    add_data_safety_parsers(db)
     add_token_parser(commands)
     add_client_parsers(commands)
     return parser
+
+
+def add_data_safety_parsers(db: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `convlab db backup | restore | stats | prune | vacuum` (docs/operations.md)."""
+    backup = db.add_parser("backup", help="write a consistent copy of the live database to PATH")
+    backup.add_argument("path")
+    restore = db.add_parser("restore", help="load a backup into an empty database; running jobs are requeued")
+    restore.add_argument("path")
+    restore.add_argument("--force", action="store_true", help="replace a database that holds rows")
+    stats = db.add_parser("stats", help="sizes by table and the largest jobs")
+    stats.add_argument("--top", type=_positive, default=10, help="how many of the largest jobs to list")
+    prune = db.add_parser("prune", help="delete finished jobs' checkpoints beyond their keep_checkpoints")
+    prune.add_argument("--dry-run", action="store_true", help="say what would go, delete nothing")
+    vacuum = db.add_parser("vacuum", help="give the space of deleted rows back to the filesystem")
+    vacuum.add_argument("--full", action="store_true", help="PostgreSQL: VACUUM FULL (locks each table)")
 
 
 def add_token_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -125,6 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from service.admin import run_token_command
 
         return run_token_command(settings, args)
+    if args.db_command in ("backup", "restore", "stats", "prune", "vacuum"):
+        from service.admin import run_db_command
+
+        return run_db_command(settings, args)
     return database(settings, args.db_command, getattr(args, "revision", None))
 
 

@@ -162,6 +162,12 @@ class JobRequest(_Strict):
     early_stopping: EarlyStopping | None = Field(
         None, description="End early once a test metric stops improving (the best checkpoint serves predictions)."
     )
+    keep_checkpoints: int | None = Field(
+        None,
+        ge=1,
+        description="Checkpoints kept besides the best one (default: the server's CONVLAB_KEEP_CHECKPOINTS, set at "
+        "admission; None in a spec stored before this field: the worker's setting applies).",
+    )
 
     @property
     def processes(self) -> int:

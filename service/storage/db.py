@@ -1,5 +1,6 @@
 """Database plumbing: the declarative base, engines (SQLite pragmas here), sessions and migrations."""
 
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -159,3 +160,23 @@ def current_revision(url: str) -> str | None:
             return MigrationContext.configure(connection).get_current_revision()
     finally:
         engine.dispose()
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether a database error says its disk is full (SQLite's SQLITE_FULL, PostgreSQL's disk_full or ENOSPC)."""
+    original = getattr(exc, "orig", None) or exc
+    message = str(original).lower()
+    full = "database or disk is full" in message or "no space left on device" in message
+    return full or getattr(original, "sqlstate", None) == "53100"
+
+
+def low_disk_problem(url: str) -> str | None:
+    """What is wrong with the free space under a SQLite database (None if enough, or not a SQLite file): less than
+    64 MiB or 5% of its filesystem, whichever is smaller, is too little for checkpoints to be written."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    usage = shutil.disk_usage(Path(parsed.database).parent)
+    if usage.free >= min(64 * 2**20, usage.total // 20):
+        return None
+    return f"database disk nearly full: {usage.free:,} bytes free of {usage.total:,} under {parsed.database}"

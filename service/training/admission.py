@@ -16,11 +16,14 @@ def admit_job(
     data_dir: Path,
     allow_download: bool,
     uploaded_channels: int | None = None,
+    keep_checkpoints: int | None = None,
 ) -> JobSpec:
-    """The resolved spec of `request` (made here, once, and stored as it is); InvalidInput naming the field when it
-    exceeds a configured limit or cannot run here. An uploaded dataset comes pinned (`name@N`, by the caller, who
-    reads the database) with its channel count."""
+    """The resolved spec of `request` (made here, once, and stored as it is; a left-out keep_checkpoints becomes the
+    server's `keep_checkpoints`); InvalidInput naming the field when it exceeds a configured limit or cannot run
+    here. An uploaded dataset comes pinned (`name@N`, by the caller, who reads the database) with its channels."""
     resolved = request.resolve()
+    if resolved.keep_checkpoints is None:
+        resolved = resolved.model_copy(update={"keep_checkpoints": keep_checkpoints})
     if resolved.epochs > limits.max_epochs:
         raise InvalidInput(f"epochs: {resolved.epochs} is above the limit of {limits.max_epochs} (max_epochs)")
     if resolved.batch_size > limits.max_batch_size:

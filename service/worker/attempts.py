@@ -12,8 +12,9 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, undefer
 
-from service.storage.jobs import add_event, best_checkpoint_id, list_checkpoints
+from service.storage.jobs import add_event, list_checkpoints
 from service.storage.orm import Checkpoint, EpochMetric, Job, JobEvent, LossPoint
+from service.storage.retention import prunable
 from service.training import Checkpoint as TrainingCheckpoint
 from service.training import DownloadProgress, EpochRecord, RunInfo, StepRecord
 from service.worker.leases import Lease, begin_fenced
@@ -136,10 +137,8 @@ def record_checkpoint(
 
 
 def prune_checkpoints(session: Session, job_id: int, *, keep: int) -> None:
-    """Delete a job's checkpoints except the last `keep` (by step) and the best."""
-    checkpoints = list_checkpoints(session, job_id)
-    kept = {c.id for c in checkpoints[-keep:]} | {best_checkpoint_id(checkpoints)}
-    doomed = [c.id for c in checkpoints if c.id not in kept]
+    """Delete a job's checkpoints except the last `keep` (by step), the best and any that an export references."""
+    doomed = [c.id for c in prunable(session, list_checkpoints(session, job_id), keep=keep)]
     if doomed:
         session.execute(delete(Checkpoint).where(Checkpoint.id.in_(doomed)))
 

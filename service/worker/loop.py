@@ -21,7 +21,7 @@ from service.config import Settings
 from service.errors import LeaseLost
 from service.jobspec.spec import JobSpec
 from service.jobspec.status import FitStatus, JobStatus, StopReason
-from service.storage.db import make_engine, make_session_factory
+from service.storage.db import is_disk_full, make_engine, make_session_factory
 from service.storage.fleet import Capabilities
 from service.storage.orm import Job
 from service.storage.sweeps import sweeps_wanting_trials, trial_of_job
@@ -121,10 +121,23 @@ class JobWorker:
                 self.run_job(job, lease)
         except LeaseLost as exc:
             log.warning("%s; leaving the job to its new owner", exc)
+        except SQLAlchemyError as exc:
+            if not (is_disk_full(exc) and self._fail_on_full_disk(lease, exc)):
+                # The database failed us mid-job: the lease runs out and a worker resumes from the last checkpoint.
+                log.exception("job %s: database error; abandoning the attempt", lease.job_id)
+                self.shutdown.wait(self.settings.queue.poll_seconds)
+        return True
+
+    def _fail_on_full_disk(self, lease: Lease, exc: SQLAlchemyError) -> bool:
+        """End the job failed saying the database's disk is full (retrying would only fill it again); False if even
+        that small write did not fit."""
+        reason = "the database's disk is full: free space, then re-run the job (POST /jobs/{id}/clone)"
+        try:
+            self._finish(
+                lease, JobStatus.failed, reason=reason, error=_message(getattr(exc, "orig", None) or exc)
+            )  # no SQL
         except SQLAlchemyError:
-            # The database failed us mid-job: the lease runs out and a worker resumes from the last checkpoint.
-            log.exception("job %s: database error; abandoning the attempt", lease.job_id)
-            self.shutdown.wait(self.settings.queue.poll_seconds)
+            return False
         return True
 
     def run_job(self, job: Job, lease: Lease) -> None:
@@ -173,7 +186,7 @@ class JobWorker:
                 lease,
                 heartbeat=heartbeat,
                 shutdown=self.shutdown,
-                keep_checkpoints=self.settings.queue.keep_checkpoints,
+                keep_checkpoints=spec.keep_checkpoints or self.settings.queue.keep_checkpoints,
                 batch_size=spec.batch_size,
             )
             result = fit(

@@ -72,6 +72,7 @@ def admit(session: Session, settings: Settings, request: JobRequest) -> JobSpec:
         data_dir=settings.data_dir,
         allow_download=settings.allow_download,
         uploaded_channels=uploaded[0] if uploaded else None,
+        keep_checkpoints=settings.queue.keep_checkpoints,
     )
     if source is not None:
         if uploaded is None:

@@ -7,12 +7,18 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.plumbing.routes import allowed_methods
 from service.errors import ConvlabError, describe_validation_errors
 
 log = logging.getLogger("convlab.api")
+DATABASE_RETRY_SECONDS = 5  # Retry-After of a 503 while the database cannot be reached
+# What a database that is down, unreachable, out of disk or out of connections raises (never a bug of ours):
+# OperationalError (refused connection, lost server, unopenable file, disk full, locked), InterfaceError (a closed
+# connection) and the pool's TimeoutError (no connection within its timeout).
+DATABASE_OUTAGES = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
 
 
 OIP_PREFIX = "/v2"
@@ -57,6 +63,22 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return _error_json(request, exc.status_code, str(exc.detail), headers=headers)
 
 
+def database_unavailable_detail(exc: BaseException) -> str:
+    """The `detail` of a 503 for `exc`: it names the database and the driver's first line, without the SQL."""
+    original = getattr(exc, "orig", None) or exc
+    first = (str(original).strip().splitlines() or [type(original).__name__])[0]
+    return f"database unavailable: {first}"
+
+
+async def _database_outage(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
+    return JSONResponse(
+        status_code=503,
+        content={"detail": database_unavailable_detail(exc)},
+        headers={"Retry-After": str(DATABASE_RETRY_SECONDS)},
+    )
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _error_json(request, 500, "internal server error")
@@ -67,4 +89,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ConvlabError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for outage in DATABASE_OUTAGES:
+        app.add_exception_handler(outage, _database_outage)
     app.add_exception_handler(Exception, _unexpected_error)

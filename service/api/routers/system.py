@@ -7,9 +7,10 @@ from fastapi import APIRouter, Response
 
 from service import __version__
 from service.api.plumbing.deps import SessionDep, SettingsDep
+from service.api.plumbing.handlers import DATABASE_RETRY_SECONDS, database_unavailable_detail
 from service.api.wire.system import HealthRead, Probe, VersionRead
 from service.storage import jobs
-from service.storage.db import head_revision, schema_revision
+from service.storage.db import head_revision, low_disk_problem, schema_revision
 
 router = APIRouter(tags=["system"])
 
@@ -26,8 +27,8 @@ def health(session: SessionDep, settings: SettingsDep, response: Response) -> He
         jobs.ping(session)
         workers = jobs.recent_workers(session, within_seconds=3 * settings.queue.lease_seconds)
     except Exception as exc:  # any driver error means "unreachable" here; it is reported, not raised
-        response.status_code = 503
-        return HealthRead(status="degraded", database=False, database_error=str(exc).splitlines()[0])
+        _unavailable(response)
+        return HealthRead(status="degraded", database=False, database_error=database_unavailable_detail(exc))
     listed = [
         {
             "id": w.id,
@@ -44,7 +45,18 @@ def health(session: SessionDep, settings: SettingsDep, response: Response) -> He
         }
         for w in workers
     ]
+    problem = low_disk_problem(settings.database_url)
+    if problem is not None:
+        response.status_code = 503  # reads still work (/health/ready stays 200), writes are about to fail
+        return HealthRead(
+            status="degraded", database=True, database_error=problem, workers=listed, workers_alive=len(listed)
+        )
     return HealthRead(status="ok", database=True, workers=listed, workers_alive=len(listed))
+
+
+def _unavailable(response: Response) -> None:
+    response.status_code = 503
+    response.headers["Retry-After"] = str(DATABASE_RETRY_SECONDS)
 
 
 @router.get("/health/live", summary="Is the process answering?", response_model=Probe)
@@ -64,8 +76,8 @@ def ready(session: SessionDep, response: Response) -> Probe:
     try:
         revision = schema_revision(session)
     except Exception as exc:  # any driver error means "not ready"; it is reported, not raised
-        response.status_code = 503
-        return Probe(status="unavailable", reason=f"database unreachable: {str(exc).splitlines()[0]}")
+        _unavailable(response)
+        return Probe(status="unavailable", reason=database_unavailable_detail(exc))
     head = head_revision()
     if revision != head:
         response.status_code = 503
