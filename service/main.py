@@ -23,6 +23,7 @@ from service.api.routers import (
     clone,
     compare,
     events,
+    explain,
     export,
     history,
     jobs,
@@ -35,6 +36,7 @@ from service.api.routers import (
 )
 from service.config import Settings, get_settings
 from service.inference import Predictor
+from service.inference.explainer import Explainer
 from service.optlab import lab
 from service.storage.db import make_engine, make_session_factory, upgrade_database
 from service.telemetry.database import DatabaseCollector
@@ -89,7 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     routers = (
         *(jobs, history, events, checkpoints, predict, architectures, system, metrics, docs, optlab, tokens),
-        *(sweeps, compare, clone, export),
+        *(sweeps, compare, clone, export, explain),
     )
     for module in routers:
         app.include_router(module.router)
@@ -137,6 +139,7 @@ async def lifespan(app: FastAPI, *, settings: Settings) -> AsyncIterator[None]:
         observer=observed,
         data_dir=settings.data_dir,
     )
+    app.state.explainer = Explainer(app.state.predictor, settings.serving)
     try:
         yield
     finally:

@@ -139,7 +139,8 @@ class Predictor:
         remembered = self.cache.recall((job_id, epoch))
         return isinstance(remembered, Choice) and self.cache.holds(remembered.key)
 
-    def _read(self, choice: Choice) -> bytes:
+    def read(self, choice: Choice) -> bytes:
+        """The checkpoint bytes of `choice`; 409 if it was replaced since it was chosen."""
         data = jobs.read_checkpoint_data(self.session_factory, choice.key[1])
         if data is None:
             raise Conflict(f"checkpoint of epoch {choice.epoch} was just replaced; retry the request")
@@ -150,7 +151,7 @@ class Predictor:
     ) -> tuple[Choice, LoadedCheckpoint, torch.Tensor]:
         """Everything before the forward pass, in one trip to a worker thread: checkpoint, model, input batch."""
         choice = self.choose(job_id, epoch)
-        loaded = self.cache.get(choice.key, lambda: self._read(choice), resolve_device(self.device))
+        loaded = self.cache.get(choice.key, lambda: self.read(choice), resolve_device(self.device))
         parsed = parse_json_inputs(raw, self.limits) if isinstance(raw, bytes) else raw
         images = decode_all(parsed, in_channels=loaded.in_channels, limits=self.limits)
         return choice, loaded, prepare_batch(loaded, images)

@@ -23,7 +23,12 @@ class BodySizeLimit:
     """ASGI middleware: 413 for a body over `max_bytes`, or over `predict_max_bytes` on a predict route."""
 
     def __init__(
-        self, app: ASGIApp, *, max_bytes: int, predict_max_bytes: int, predict_suffix: str = "/predict"
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        predict_max_bytes: int,
+        predict_suffix: str | tuple[str, ...] = ("/predict", "/explain"),  # explain takes predict's bodies
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
