@@ -18,7 +18,8 @@ router = APIRouter(
     prefix="/jobs", tags=["predict"], dependencies=[Depends(PREDICT)], responses=auth_responses(limited=True)
 )
 
-Target = int | Literal["predicted"]
+# A string, so a bad value's 422 names `target` (a union of int and literal would name its branches instead).
+TARGET_PATTERN = r"^(predicted|[0-9]{1,9})$"
 
 
 @router.post(
@@ -41,7 +42,9 @@ async def explain(
     job_id: JobIdPath,
     explainer: ExplainerDep,
     method: Annotated[ExplainMethod, Query(description="gradcam, integrated_gradients or saliency.")] = "gradcam",
-    target: Annotated[Target, Query(description="The class index to explain, or `predicted`.")] = "predicted",
+    target: Annotated[
+        str, Query(pattern=TARGET_PATTERN, description="The class index to explain, or `predicted`.")
+    ] = "predicted",
     steps: Annotated[int, Query(ge=1, le=256, description="Integrated gradients: steps of the path.")] = 32,
     format: Annotated[Literal["json", "png"], Query(description="JSON heatmaps, or one PNG of overlays.")] = "json",
     top_k: Annotated[int, Query(ge=1, le=1000, description="How many ranked classes to return per image.")] = 3,
@@ -51,7 +54,7 @@ async def explain(
 ) -> Response:
     """Send images as to predict; method, target and format are query parameters (for JSON and multipart alike)."""
     raw = await read_inputs(request)
-    options = ExplainOptions(method, None if target == "predicted" else target, steps, top_k)
+    options = ExplainOptions(method, None if target == "predicted" else int(target), steps, top_k)
     result = await explainer.explain_job(job_id, raw, epoch=checkpoint, options=options)
     if format == "png":
         png = overlay_png([e.image for e in result.items], [e.heatmap for e in result.items])
