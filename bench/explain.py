@@ -7,7 +7,7 @@ same body, decoding and thread hop), so it is left out. Weights are freshly init
 the cost does not depend on what was learned. Default input sizes: 28 for the LeNets, 96 for ResNet-18 and
 DenseNet; integrated gradients with the default 32 steps.
 
-    python bench/explain.py [--device cpu|cuda] [--repeats 3] [--architectures lenet,resnet18]
+    python bench/explain.py [--device cpu|cuda] [--repeats 3] [--architectures lenet,resnet18] [--out FILE]
 """
 
 import argparse
@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--architectures", default=",".join(architecture_names()))
+    parser.add_argument("--out", default="explain.json", help="file name under bench/results")
     args = parser.parse_args()
     device = torch.device(args.device)
     test = load_dataset("fashion_mnist", Settings().data_dir, train_subset=1, test_subset=IMAGES).test
@@ -86,7 +87,7 @@ def main() -> None:
     print(f"32 images per call, median of {args.repeats} (ms); uptime at start: {load}")
     print_table(["architecture", "predict", *METHODS], rows)
     machine = machine_info(device) | {"uptime_at_start": load, "uptime_at_end": subprocess.getoutput("uptime")}
-    path = write_json(RESULTS_DIR / "explain.json", {"machine": machine, "images": IMAGES, "results": results})
+    path = write_json(RESULTS_DIR / args.out, {"machine": machine, "images": IMAGES, "results": results})
     print(f"wrote {path}; uptime at end: {machine['uptime_at_end'].strip()}")
 
 

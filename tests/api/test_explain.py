@@ -3,6 +3,7 @@ jobs, the PNG overlay, predict's answers to bad input, its rate limit, the time 
 as it was."""
 
 import io
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -189,3 +190,27 @@ def test_a_call_past_its_time_budget_is_stopped_with_422(trained_settings, test_
         )
     detail = response.json()["detail"]
     assert response.status_code == 422 and detail.startswith("budget") and "CONVLAB_EXPLAIN_MAX_SECONDS" in detail
+
+
+def test_with_the_onnxruntime_backend_explanations_still_use_torch(trained_settings, tmp_path, test_images):
+    """Predictions come from the verified ONNX export; explanations from torch models the explainer loads itself."""
+    images, _ = test_images
+    copy = tmp_path / "convlab.db"
+    source, target = sqlite3.connect(trained_settings.database_url.removeprefix("sqlite:///")), sqlite3.connect(copy)
+    source.backup(target)  # a consistent copy, write-ahead log included
+    source.close()
+    target.close()
+    serving = trained_settings.serving.model_copy(update={"inference_backend": "onnxruntime"})
+    settings = trained_settings.model_copy(
+        update={"state_dir": tmp_path, "database_url": f"sqlite:///{copy}", "serving": serving}
+    )
+    with make_client(create_app(settings)) as client:
+        predicted = client.post("/jobs/1/predict", json={"pixels": images[:8].tolist()}).json()["predictions"]
+        body = explain(client, images[:8], method="gradcam")
+        predictor = client.app.state.predictor
+        assert [type(loaded.model).__name__ for loaded in predictor.cache._items.values()] == ["OrtModel"]
+        assert client.app.state.explainer.cache is not predictor.cache
+    check_heatmaps(body, 8, 28)
+    for explanation, prediction in zip(body["explanations"], predicted, strict=True):
+        assert explanation["prediction"]["class_index"] == prediction["class_index"]
+        assert explanation["prediction"]["probability"] == pytest.approx(prediction["probability"], abs=1e-4)

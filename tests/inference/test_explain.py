@@ -44,11 +44,15 @@ def squares(n: int, seed: int, *, all_squares: bool = False) -> tuple[ImageData,
 
 @pytest.fixture(scope="module")
 def trained() -> tuple[LoadedCheckpoint, float]:
-    """BN-LeNet trained for 2 epochs on 1,024 noise images by the engine, as a loaded checkpoint; its accuracy."""
+    """BN-LeNet trained for 2 epochs on 1,024 noise images by the engine, as a loaded checkpoint; its accuracy.
+
+    Plain SGD, as the book trains it: with it the Grad-CAM score held at 0.91-0.92 over epochs 1-4; with Adam
+    (lr 0.01) it swung between 0.70 and 0.92 from one epoch to the next (sigmoid features are fragile for it).
+    """
     train, _ = squares(1024, seed=1)
     test, _ = squares(400, seed=2)
     spec = JobRequest(
-        architecture="bn_lenet", dataset="synthetic", epochs=2, batch_size=64, optimizer={"name": "adam", "lr": 0.01}
+        architecture="bn_lenet", dataset="synthetic", epochs=2, batch_size=64, optimizer={"name": "sgd", "lr": 0.5}
     ).resolve()
     run = build_run(
         spec, Splits(SQUARES, train, test, "squares"), make_runtime(torch.device("cpu"), compile=False), Callbacks()
