@@ -28,8 +28,11 @@ from service.api.routers import (
     history,
     jobs,
     metrics,
+    models,
+    oip,
     optlab,
     predict,
+    serving,
     sweeps,
     system,
     tokens,
@@ -63,6 +66,8 @@ TAGS = [
     {"name": "predict", "description": "Classify images with a trained job's model."},
     {"name": "architectures", "description": "The trainable CNNs and their layer tables."},
     {"name": "system", "description": "Health and version."},
+    {"name": "models", "description": "The model registry: named models, versions, aliases; predict by name."},
+    {"name": "inference protocol", "description": "The Open Inference Protocol (V2 REST) over registered models."},
     {"name": "tokens", "description": "API tokens and their scopes (admin only)."},
     {"name": "sweeps", "description": "Hyper-parameter searches whose trials are ordinary jobs; comparisons; clones."},
     {
@@ -92,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routers = (
         *(jobs, history, events, checkpoints, predict, architectures, system, metrics, docs, optlab, tokens),
         *(sweeps, compare, clone, export, explain),
+        *(serving, models, oip),  # serving first: POST /models/{name}/predict
     )
     for module in routers:
         app.include_router(module.router)

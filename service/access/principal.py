@@ -12,6 +12,8 @@ class Scope(enum.StrEnum):
     predict = "predict"
     lab = "lab"
     metrics = "metrics"
+    models_read = "models:read"
+    models_write = "models:write"
     admin = "admin"
 
 

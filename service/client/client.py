@@ -29,6 +29,8 @@ from service.api.wire.explain import ExplainMethod, ExplainResponse
 from service.api.wire.history import CheckpointRead, HistoryRead
 from service.api.wire.jobs import JobCreate, JobPage, JobRead
 from service.api.wire.predict import PredictResponse
+from service.api.wire.registry import AliasMoveRead, ModelPredictResponse, ModelRead
+from service.api.wire.registry import VersionRead as ModelVersionRead
 from service.api.wire.system import HealthRead, VersionRead
 from service.errors import describe_validation_errors
 from service.jobspec.status import JobStatus
@@ -264,6 +266,47 @@ class Client:
         """The heatmaps drawn over the images, one PNG (rows of up to 8 tiles)."""
         params = _explain_params(method, target, steps, checkpoint) | {"format": "png"}
         return self.request("POST", f"/jobs/{job_id}/explain", params=params, **_inputs(images)).content
+
+    # the model registry (docs/api.md): thin calls, one per route
+
+    def create_model(self, name: str, *, description: str = "") -> ModelRead:
+        """A new, empty model named `name`."""
+        response = self.request("POST", "/models", json={"name": name, "description": description})
+        return ModelRead.model_validate(response.json())
+
+    def models(self) -> builtins.list[ModelRead]:
+        """Every model, with its aliases."""
+        return TypeAdapter(builtins.list[ModelRead]).validate_python(self.request("GET", "/models").json())
+
+    def model(self, name: str) -> ModelRead:
+        return self._get(ModelRead, f"/models/{name}")
+
+    def versions(self, name: str) -> builtins.list[ModelVersionRead]:
+        response = self.request("GET", f"/models/{name}/versions")
+        return TypeAdapter(builtins.list[ModelVersionRead]).validate_python(response.json())
+
+    def register(self, name: str, job_id: int, *, epoch: int | None = None) -> ModelVersionRead:
+        """A succeeded job's checkpoint (best, or of `epoch`) as the model's next version."""
+        body = {"job_id": job_id} | ({"epoch": epoch} if epoch is not None else {})
+        return ModelVersionRead.model_validate(self.request("POST", f"/models/{name}/versions", json=body).json())
+
+    def move_alias(self, name: str, alias: str, version: int) -> AliasMoveRead:
+        """Point `alias` at `version` (a promotion, or a rollback)."""
+        response = self.request("PUT", f"/models/{name}/aliases/{alias}", json={"version": version})
+        return AliasMoveRead.model_validate(response.json())
+
+    def alias_history(self, name: str, alias: str) -> builtins.list[AliasMoveRead]:
+        response = self.request("GET", f"/models/{name}/aliases/{alias}/history")
+        return TypeAdapter(builtins.list[AliasMoveRead]).validate_python(response.json())
+
+    def predict_by_name(
+        self, name: str, images: Sequence[PredictInput], *, alias: str | None = None, version: int | None = None
+    ) -> ModelPredictResponse:
+        """`predict` by a model's name: alias prod, or `alias`, or `version`."""
+        params = {k: v for k, v in (("alias", alias), ("version", version)) if v is not None}
+        files = [("file", (_image_name(image, i), _image_bytes(image))) for i, image in enumerate(images)]
+        response = self.request("POST", f"/models/{name}/predict", params=params, files=files)
+        return ModelPredictResponse.model_validate(response.json())
 
     # the catalogue and the service
 

@@ -13,11 +13,11 @@ from service.inference.observer import InferenceObserver, NoObserver
 
 
 def forward(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
-    """Class probabilities [N, K] for a preprocessed batch, under inference mode."""
+    """Logits [N, K] (float32, on the CPU) for a preprocessed batch, under inference mode."""
     device = next(model.parameters()).device
     with torch.inference_mode():
-        logits = model(batch.to(device))
-        return torch.softmax(logits.float(), dim=1).cpu()
+        logits: torch.Tensor = model(batch.to(device))
+        return logits.float().cpu()
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class DynamicBatcher:
         return bool(self._waiting) or (self._task is not None and not self._task.done())
 
     async def submit(self, model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
-        """Class probabilities for `batch`, computed alone or together with other waiting requests."""
+        """Logits for `batch`, computed alone or together with other waiting requests."""
         if self.max_batch <= 1:
             self.observer.batched(batch.shape[0], [0.0])
             return await to_thread.run_sync(forward, model, batch, limiter=self.limiter)
@@ -102,14 +102,14 @@ class DynamicBatcher:
             try:
                 batch = items[0].batch if len(items) == 1 else torch.cat([item.batch for item in items])
                 self.observer.batched(batch.shape[0], [started - item.queued_at for item in items])
-                probs = await to_thread.run_sync(forward, items[0].model, batch, limiter=self.limiter)
+                logits = await to_thread.run_sync(forward, items[0].model, batch, limiter=self.limiter)
             except Exception as exc:  # hand the failure to every waiting request
                 for item in items:
                     if not item.future.done():
                         item.future.set_exception(exc)
                 continue
             self.batches += 1
-            for part, item in zip(torch.split(probs, [item.batch.shape[0] for item in items]), items, strict=True):
+            for part, item in zip(torch.split(logits, [item.batch.shape[0] for item in items]), items, strict=True):
                 if not item.future.done():
                     item.future.set_result(part)
 

@@ -17,6 +17,9 @@ class InferenceObserver(Protocol):
     def cached(self, event: CacheEvent) -> None:
         """The model cache had a hit, a miss, or evicted a model."""
 
+    def served(self, model: str, version: int, seconds: float) -> None:
+        """A registered model's version ran a forward pass for a request, `seconds` after it arrived."""
+
 
 class NoObserver:
     """Reports nowhere (scripts, tests of the inference code alone)."""
@@ -28,4 +31,7 @@ class NoObserver:
         pass
 
     def cached(self, event: CacheEvent) -> None:
+        pass
+
+    def served(self, model: str, version: int, seconds: float) -> None:
         pass

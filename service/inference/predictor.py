@@ -19,7 +19,9 @@ from service.inference.exporter import Exporter
 from service.inference.images import ImageLimits, prepare_batch
 from service.inference.inputs import RawInputs, decode_all, parse_json_inputs
 from service.inference.observer import InferenceObserver, NoObserver
-from service.storage import jobs
+from service.inference.tensors import BatchOf
+from service.storage import jobs, registry
+from service.storage.registry import ResolvedVersion
 from service.training.checkpoints import LoadedCheckpoint
 from service.training.runtime import resolve_device
 
@@ -51,6 +53,15 @@ class Predictions:
     checkpoint_epoch: int
     checkpoint_sha256: str
     items: list[Prediction]
+
+
+@dataclass(frozen=True)
+class Served:
+    """A forward pass by a registered version: which version served, its loaded checkpoint, logits [N, K]."""
+
+    version: ResolvedVersion
+    loaded: LoadedCheckpoint
+    logits: torch.Tensor
 
 
 def to_predictions(probs: torch.Tensor, class_names: Sequence[str], top_k: int) -> list[Prediction]:
@@ -106,10 +117,43 @@ class Predictor:
             choice, loaded, batch = self._prepare(job_id, epoch, raw)
         else:
             choice, loaded, batch = await to_thread.run_sync(self._prepare, job_id, epoch, raw, limiter=self.limiter)
-        probs = await self.batchers.get(choice.key).submit(loaded.model, batch)
+        logits = await self.batchers.get(choice.key).submit(loaded.model, batch)
+        probs = torch.softmax(logits, dim=1)
         answer = Predictions(job_id, choice.epoch, choice.key[2], to_predictions(probs, loaded.class_names, top_k))
         self.observer.predicted(time.perf_counter() - start)
         return answer
+
+    async def run_version(
+        self, name: str, *, alias: str | None, version: int | None, batch_of: BatchOf, inline: bool = False
+    ) -> Served:
+        """The logits of the version `name` means now (resolved in the database on every call, so an alias move
+        shows on the next request in every process) for the batch `batch_of` makes from its loaded checkpoint.
+
+        The database read takes a thread of its own (not a prediction slot: it waits, it does not compute);
+        when the model is loaded and the caller says the batch is cheap (`inline`), it is made on the event loop.
+        """
+        start = time.perf_counter()
+        resolved = await to_thread.run_sync(self._resolve, name, alias, version)
+        choice = Choice((resolved.job_id, resolved.checkpoint_id, resolved.checkpoint_sha256), resolved.epoch)
+        if inline and self.cache.holds(choice.key):
+            loaded, batch = self._load_and_batch(choice, batch_of)
+        else:
+            loaded, batch = await to_thread.run_sync(self._load_and_batch, choice, batch_of, limiter=self.limiter)
+        logits = await self.batchers.get(choice.key).submit(loaded.model, batch)
+        self.observer.served(name, resolved.version, time.perf_counter() - start)
+        return Served(resolved, loaded, logits)
+
+    async def predict_version(
+        self, name: str, raw: RawInputs | bytes, *, alias: str | None, version: int | None, top_k: int
+    ) -> tuple[ResolvedVersion, Predictions]:
+        """`predict` by a registered model's name: the version an alias (default `prod`) or number names."""
+        inline = self._small(raw)
+        served = await self.run_version(
+            name, alias=alias, version=version, batch_of=lambda loaded: self._batch(loaded, raw), inline=inline
+        )
+        resolved, probs = served.version, torch.softmax(served.logits, dim=1)
+        items = to_predictions(probs, served.loaded.class_names, top_k)
+        return resolved, Predictions(resolved.job_id, resolved.epoch, resolved.checkpoint_sha256, items)
 
     async def aclose(self) -> None:
         """Wait for the batches in flight."""
@@ -133,8 +177,7 @@ class Predictor:
     def _cheap(self, job_id: int, epoch: int | None, raw: RawInputs | bytes) -> bool:
         """Whether preparing this request can run on the event loop: its checkpoint choice is remembered, the
         model is loaded and the body is small (one image decodes in tens of microseconds)."""
-        size = len(raw) if isinstance(raw, bytes) else sum(len(item) for item in raw.items if isinstance(item, bytes))
-        if size > INLINE_BODY_BYTES or (isinstance(raw, RawInputs) and raw.kind == "pixels"):
+        if not self._small(raw):
             return False
         remembered = self.cache.recall((job_id, epoch))
         return isinstance(remembered, Choice) and self.cache.holds(remembered.key)
@@ -152,6 +195,23 @@ class Predictor:
         """Everything before the forward pass, in one trip to a worker thread: checkpoint, model, input batch."""
         choice = self.choose(job_id, epoch)
         loaded = self.cache.get(choice.key, lambda: self.read(choice), resolve_device(self.device))
+        return choice, loaded, self._batch(loaded, raw)
+
+    def _batch(self, loaded: LoadedCheckpoint, raw: RawInputs | bytes) -> torch.Tensor:
         parsed = parse_json_inputs(raw, self.limits) if isinstance(raw, bytes) else raw
         images = decode_all(parsed, in_channels=loaded.in_channels, limits=self.limits)
-        return choice, loaded, prepare_batch(loaded, images)
+        return prepare_batch(loaded, images)
+
+    @staticmethod
+    def _small(raw: RawInputs | bytes) -> bool:
+        """Whether a predict body is cheap enough to prepare on the event loop (see `_cheap`)."""
+        size = len(raw) if isinstance(raw, bytes) else sum(len(item) for item in raw.items if isinstance(item, bytes))
+        return size <= INLINE_BODY_BYTES and not (isinstance(raw, RawInputs) and raw.kind == "pixels")
+
+    def _resolve(self, name: str, alias: str | None, version: int | None) -> ResolvedVersion:
+        with self.session_factory() as session:
+            return registry.resolve_model_version(session, name, alias, version)
+
+    def _load_and_batch(self, choice: Choice, batch_of: BatchOf) -> tuple[LoadedCheckpoint, torch.Tensor]:
+        loaded = self.cache.get(choice.key, lambda: self.read(choice), resolve_device(self.device))
+        return loaded, batch_of(loaded)

@@ -306,3 +306,9 @@ class SweepTrial(Base):
     pruned_epoch: Mapped[int | None] = mapped_column(Integer)  # set when the pruner stopped the trial
     pruner_state: Mapped[JSONValue] = mapped_column(JSON, default=dict)  # the pruner's per-trial notes (rungs)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# The model registry's tables live in their own module; importing it here registers them on Base.metadata.
+from service.storage.registry_tables import AliasMove, ModelAlias, ModelVersion, RegisteredModel  # noqa: E402
+
+__all__ = ["AliasMove", "ModelAlias", "ModelVersion", "RegisteredModel"]

@@ -21,6 +21,7 @@ from service.inference.observer import CacheEvent
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 WAIT_BUCKETS = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+MAX_MODEL_LABELS = 64  # (model, version) pairs one process labels by name; later ones count as "other"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # prometheus_client's own switch, read by the library itself when it is imported (so not a CONVLAB_ setting).
 MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
@@ -29,6 +30,22 @@ MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 def multiprocess_mode() -> bool:
     """Whether this process shares its metrics with its sibling API processes through files."""
     return bool(os.environ.get(MULTIPROCESS_VARIABLE))
+
+
+def model_metrics(registry: CollectorRegistry | None) -> tuple[Counter, Histogram]:
+    """Requests per registered model and version, and their latency (labels bounded by MAX_MODEL_LABELS)."""
+    requests = Counter(
+        "convlab_model_requests", "Requests served by a registered model's version.", ["model", "version"],
+        registry=registry,
+    )  # fmt: skip
+    duration = Histogram(
+        "convlab_model_request_duration_seconds",
+        "Time from a request by model name to its forward pass's answer.",
+        ["model", "version"],
+        buckets=LATENCY_BUCKETS,
+        registry=registry,
+    )
+    return requests, duration
 
 
 class Metrics:
@@ -67,6 +84,8 @@ class Metrics:
             event: Counter(f"convlab_model_cache_{name}", f"Model cache {name}.", registry=r)
             for event, name in (("hit", "hits"), ("miss", "misses"), ("eviction", "evictions"))
         }
+        self.model_requests, self.model_duration = model_metrics(r)
+        self._model_labels: set[tuple[str, str]] = set()
         # The same in every process, so each answers it alone (an Info cannot live in multiprocess files).
         Info("convlab_build", "convlab's version and runtime.", registry=self.registry).info(
             {"version": __version__, "python": platform.python_version(), "torch": torch.__version__}
@@ -92,3 +111,14 @@ class Metrics:
     def cached(self, event: CacheEvent) -> None:
         """A model cache hit, miss or eviction."""
         self.cache[event].inc()
+
+    def served(self, model: str, version: int, seconds: float) -> None:
+        """A request served by `model`'s `version`: labelled by both, up to MAX_MODEL_LABELS pairs."""
+        labels = (model, str(version))
+        if labels not in self._model_labels:
+            if len(self._model_labels) >= MAX_MODEL_LABELS:
+                labels = ("other", "other")
+            else:
+                self._model_labels.add(labels)
+        self.model_requests.labels(*labels).inc()
+        self.model_duration.labels(*labels).observe(seconds)

@@ -62,6 +62,12 @@ def test_the_route_check_catches_an_undecided_route(app):
     assert undecided_routes(app) == ["/forgotten"]
 
 
+def _message(response) -> str:
+    """An error's message: `detail`, or `error` on the Open Inference Protocol's /v2 paths."""
+    body = response.json()
+    return str(body["error"] if response.request.url.path.startswith("/v2") else body["detail"])
+
+
 def test_every_protected_operation_answers_401_without_a_token(client, app):
     for method, path, route in _operations(app):
         if required_scope(route) is None:
@@ -69,7 +75,7 @@ def test_every_protected_operation_answers_401_without_a_token(client, app):
         response = client.request(method, path, json={})
         assert response.status_code == 401, f"{method} {path}"
         assert response.headers["WWW-Authenticate"] == "Bearer"
-        assert "token" in response.json()["detail"]
+        assert "token" in _message(response)
 
 
 def test_every_protected_operation_answers_401_to_an_unknown_token(client, app):
@@ -89,7 +95,7 @@ def test_every_protected_operation_answers_403_naming_the_missing_scope(client, 
         token = issue_token(app, f"lacks-{scope.value.replace(':', '-')}-{method.lower()}-{abs(hash(path))}", *others)
         response = client.request(method, path, json={}, headers=bearer(token))
         assert response.status_code == 403, f"{method} {path}"
-        assert repr(scope.value) in response.json()["detail"]
+        assert repr(scope.value) in _message(response)
 
 
 def test_public_routes_answer_without_a_token(client):

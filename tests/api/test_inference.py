@@ -79,6 +79,7 @@ def test_model_cache_evicts_the_least_recently_used(trained):
 
 
 def test_dynamic_batcher_joins_concurrent_requests_and_keeps_their_order():
+    """Each request gets its own rows of the shared forward pass: its logits, in order."""
     model = torch.nn.Linear(3, 3)
 
     async def main():
@@ -90,4 +91,4 @@ def test_dynamic_batcher_joins_concurrent_requests_and_keeps_their_order():
     batches, inputs, outputs = asyncio.run(main())
     assert batches == 1
     for x, y in zip(inputs, outputs, strict=True):
-        torch.testing.assert_close(y, torch.softmax(model(x).detach(), dim=1))
+        torch.testing.assert_close(y, model(x).detach())

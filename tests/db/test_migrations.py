@@ -23,6 +23,10 @@ TABLES = {
     "sweeps",
     "sweep_trials",
     "model_exports",
+    "registered_models",
+    "model_versions",
+    "model_aliases",
+    "alias_moves",
     "alembic_version",
 }
 

@@ -15,13 +15,26 @@ from service.errors import ConvlabError, describe_validation_errors
 log = logging.getLogger("convlab.api")
 
 
+OIP_PREFIX = "/v2"
+
+
+def _error_json(request: Request, status: int, detail: str, **extra: Any) -> JSONResponse:
+    """`{"detail": ...}`, or the Open Inference Protocol's `{"error": ...}` on its /v2 paths."""
+    path = request.url.path
+    if path == OIP_PREFIX or path.startswith(OIP_PREFIX + "/"):
+        return JSONResponse(status_code=status, content={"error": detail}, headers=extra.get("headers"))
+    return JSONResponse(
+        status_code=status, content={"detail": detail, **extra.get("body", {})}, headers=extra.get("headers")
+    )
+
+
 def _is_malformed_json(errors: Sequence[Any]) -> bool:
     return any(error.get("type") == "json_invalid" for error in errors)
 
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ConvlabError)
-    return JSONResponse(status_code=exc.status_code, content={"detail": exc.detail}, headers=exc.headers)
+    return _error_json(request, exc.status_code, exc.detail, headers=exc.headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -30,9 +43,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     if _is_malformed_json(errors):
         ctx = errors[0].get("ctx") or {}
         detail = f"malformed JSON body: {ctx.get('error', 'could not be parsed')}"
-        return JSONResponse(status_code=400, content={"detail": detail})
+        return _error_json(request, 400, detail)
     simple = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in errors]
-    return JSONResponse(status_code=422, content={"detail": describe_validation_errors(errors), "errors": simple})
+    return _error_json(request, 422, describe_validation_errors(errors), body={"errors": simple})
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -41,12 +54,12 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
         headers["Allow"] = ", ".join(allowed_methods(request.app, request.url.path))
-    return JSONResponse(status_code=exc.status_code, content={"detail": exc.detail}, headers=headers)
+    return _error_json(request, exc.status_code, str(exc.detail), headers=headers)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return JSONResponse(status_code=500, content={"detail": "internal server error"})
+    return _error_json(request, 500, "internal server error")
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -36,7 +36,7 @@ class BodySizeLimit:
         self.predict_suffix = predict_suffix
 
     def _limit(self, path: str) -> tuple[int, str]:
-        if path.endswith(self.predict_suffix):
+        if path.endswith(self.predict_suffix) or (path.startswith("/v2/") and path.endswith("/infer")):
             return self.predict_max_bytes, "predict_max_bytes"
         return self.max_bytes, "max_body_bytes"
 

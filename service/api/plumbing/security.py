@@ -30,6 +30,7 @@ PUBLIC_PATHS = frozenset(
     {"/health", "/health/live", "/health/ready", "/version", "/docs", "/docs/oauth2-redirect", "/redoc"}
     | {"/openapi.json", "/static"}
     | {"/ui/signin", "/ui/signout"}  # the dashboard's sign-in form and sign-out (service/web/signin.py)
+    | {"/v2/health/live", "/v2/health/ready"}  # the Open Inference Protocol's health (service/api/routers/oip.py)
 )
 
 bearer = HTTPBearer(
@@ -142,10 +143,15 @@ JOBS_WRITE = RequireScope(Scope.jobs_write)
 PREDICT = RequireScope(Scope.predict, rate="predict")
 LAB = RequireScope(Scope.lab, rate="lab")
 ADMIN = RequireScope(Scope.admin)
+PREDICT_UNLIMITED = RequireScope(Scope.predict)  # what predicting needs, without counting against its rate
+MODELS_READ = RequireScope(Scope.models_read)
+MODELS_WRITE = RequireScope(Scope.models_write)
 
 ReadsJobs = Annotated[Principal, Depends(JOBS_READ)]
 WritesJobs = Annotated[Principal, Depends(JOBS_WRITE)]
 Admin = Annotated[Principal, Depends(ADMIN)]
+ReadsModels = Annotated[Principal, Depends(MODELS_READ)]
+WritesModels = Annotated[Principal, Depends(MODELS_WRITE)]
 
 
 def auth_responses(*, limited: bool = False) -> dict[int | str, dict[str, Any]]:

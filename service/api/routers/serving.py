@@ -1,0 +1,50 @@
+"""Classify images with a registered model by name: the version an alias (default `prod`) or number names."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+
+from service.api.plumbing.deps import MAX_EPOCH, PredictorDep
+from service.api.plumbing.predict_inputs import read_inputs
+from service.api.plumbing.security import PREDICT, auth_responses
+from service.api.routers.predict import REQUEST_BODY, to_response
+from service.api.wire.errors import ErrorResponse
+from service.api.wire.registry import ModelPredictResponse
+
+router = APIRouter(
+    prefix="/models", tags=["models"], dependencies=[Depends(PREDICT)], responses=auth_responses(limited=True)
+)
+VERSION_HEADER = "X-Model-Version"
+
+
+@router.post(
+    "/{name}/predict",
+    summary="Classify images with a model by name",
+    response_model=ModelPredictResponse,
+    openapi_extra={"requestBody": REQUEST_BODY},
+    responses={
+        200: {"headers": {VERSION_HEADER: {"description": "The version that served.", "schema": {"type": "integer"}}}},
+        400: {"model": ErrorResponse, "description": "The JSON body is malformed."},
+        404: {"model": ErrorResponse, "description": "No such model, alias or version."},
+        409: {"model": ErrorResponse, "description": "The version's job (and checkpoint) was deleted."},
+        413: {"model": ErrorResponse, "description": "Body, image count or pixel count above the limits."},
+        415: {"model": ErrorResponse, "description": "Neither multipart/form-data nor JSON."},
+        422: {"model": ErrorResponse, "description": "Not an image; or both `alias` and `version`."},
+    },
+)
+async def predict_by_name(
+    request: Request,
+    name: Annotated[str, Path(max_length=64, description="The model's name.")],
+    predictor: PredictorDep,
+    alias: Annotated[str | None, Query(max_length=64, description="Serve this alias's version (default prod).")] = None,
+    version: Annotated[int | None, Query(ge=1, le=MAX_EPOCH, description="Serve this version.")] = None,
+    top_k: Annotated[int, Query(ge=1, le=1000, description="How many ranked classes to return per image.")] = 3,
+) -> Response:
+    """The same inputs as `POST /jobs/{id}/predict`; the answer names the version that served it."""
+    raw = await read_inputs(request)
+    resolved, result = await predictor.predict_version(name, raw, alias=alias, version=version, top_k=top_k)
+    body = ModelPredictResponse(
+        **to_response(result).model_dump(), model=name, version=resolved.version, alias=resolved.alias
+    )
+    headers = {VERSION_HEADER: str(resolved.version)}
+    return Response(body.model_dump_json(), media_type="application/json", headers=headers)
