@@ -25,7 +25,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from typing_extensions import TypeIs
 
 from service.api.wire.architectures import ArchitectureRead, ArchitectureSummary
-from service.api.wire.explain import ExplainMethod, ExplainResponse
+from service.api.wire.explain import ExplainMethod, ExplainResponse, explain_query
 from service.api.wire.history import CheckpointRead, HistoryRead
 from service.api.wire.jobs import JobCreate, JobPage, JobRead
 from service.api.wire.predict import PredictResponse
@@ -249,22 +249,13 @@ class Client:
         checkpoint: int | None = None,
     ) -> ExplainResponse:
         """Predict and explain images (as `predict` takes them): a heatmap in [0, 1] per image."""
-        params = _explain_params(method, target, steps, checkpoint)
+        params = explain_query(method=method, target=target, steps=steps, checkpoint=checkpoint)
         response = self.request("POST", f"/jobs/{job_id}/explain", params=params, **_inputs(images))
         return ExplainResponse.model_validate(response.json())
 
-    def explain_png(
-        self,
-        job_id: int,
-        images: Sequence[PredictInput],
-        *,
-        method: ExplainMethod = "gradcam",
-        target: int | None = None,
-        steps: int = 32,
-        checkpoint: int | None = None,
-    ) -> bytes:
-        """The heatmaps drawn over the images, one PNG (rows of up to 8 tiles)."""
-        params = _explain_params(method, target, steps, checkpoint) | {"format": "png"}
+    def explain_png(self, job_id: int, images: Sequence[PredictInput], **options: Any) -> bytes:
+        """The heatmaps drawn over the images, one PNG (rows of up to 8 tiles); `options` as `explain` takes them."""
+        params = explain_query(**options) | {"format": "png"}
         return self.request("POST", f"/jobs/{job_id}/explain", params=params, **_inputs(images)).content
 
     # the model registry (docs/api.md): thin calls, one per route
@@ -392,11 +383,6 @@ def _inputs(images: Sequence[PredictInput]) -> dict[str, Any]:
     if images and all(_is_array(image) for image in images):
         return {"json": {"pixels": [cast("np.ndarray", image).tolist() for image in images]}}
     return {"files": [("file", (_image_name(image, i), _image_bytes(image))) for i, image in enumerate(images)]}
-
-
-def _explain_params(method: str, target: int | None, steps: int, checkpoint: int | None) -> dict[str, Any]:
-    params: dict[str, Any] = {"method": method, "target": "predicted" if target is None else target, "steps": steps}
-    return params | ({"checkpoint": checkpoint} if checkpoint is not None else {})
 
 
 def _image_name(image: PredictInput, index: int) -> str:

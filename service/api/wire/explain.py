@@ -1,6 +1,6 @@
 """Wire types of explanations: a prediction and a heatmap per image."""
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -28,3 +28,11 @@ class ExplainResponse(BaseModel):
     checkpoint_sha256: str
     method: ExplainMethod
     explanations: list[ExplanationRead]
+
+
+def explain_query(
+    *, method: str = "gradcam", target: int | None = None, steps: int = 32, checkpoint: int | None = None
+) -> dict[str, Any]:
+    """The query parameters of an explain request (what to explain travels there, for either body form)."""
+    params: dict[str, Any] = {"method": method, "target": "predicted" if target is None else target, "steps": steps}
+    return params | ({"checkpoint": checkpoint} if checkpoint is not None else {})
