@@ -72,6 +72,9 @@ class ServingSettings(Group):
         "checkpoint's verified ONNX export), or auto (whichever a short measurement at the first load of an "
         "architecture on this device finds faster).",
     )
+    explain_max_seconds: float = Field(
+        30.0, gt=0, description="CONVLAB_EXPLAIN_MAX_SECONDS: work one explain call may do before it is stopped."
+    )
 
 
 class LabSettings(Group):

@@ -26,6 +26,7 @@ from service.api.routers import (
     compare,
     datasets,
     events,
+    explain,
     export,
     history,
     jobs,
@@ -41,6 +42,7 @@ from service.api.routers import (
 )
 from service.config import Settings, get_settings
 from service.inference import Predictor
+from service.inference.explainer import Explainer
 from service.optlab import lab
 from service.storage.db import make_engine, make_session_factory, upgrade_database
 from service.telemetry.database import DatabaseCollector
@@ -98,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     routers = (
         *(jobs, history, events, checkpoints, predict, architectures, system, metrics, docs, optlab, tokens),
-        *(sweeps, compare, clone, export, datasets),
+        *(sweeps, compare, clone, export, datasets, explain),
         *(serving, models, oip),  # serving first: POST /models/{name}/predict
     )
     for module in routers:
@@ -161,6 +163,7 @@ async def lifespan(app: FastAPI, *, settings: Settings) -> AsyncIterator[None]:
         observer=observed,
         data_dir=settings.data_dir,
     )
+    app.state.explainer = Explainer(app.state.predictor, settings.serving)
     try:
         yield
     finally:

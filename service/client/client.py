@@ -25,6 +25,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from typing_extensions import TypeIs
 
 from service.api.wire.architectures import ArchitectureRead, ArchitectureSummary
+from service.api.wire.explain import ExplainMethod, ExplainResponse, explain_query
 from service.api.wire.history import CheckpointRead, HistoryRead
 from service.api.wire.jobs import JobCreate, JobPage, JobRead
 from service.api.wire.predict import PredictResponse
@@ -234,12 +235,28 @@ class Client:
     ) -> PredictResponse:
         """Classify image files, encoded image bytes, or [H, W] pixel arrays (0..255), in order."""
         params: dict[str, Any] = {"top_k": top_k} | ({"checkpoint": checkpoint} if checkpoint is not None else {})
-        if images and all(_is_array(image) for image in images):
-            body: dict[str, Any] = {"json": {"pixels": [cast("np.ndarray", image).tolist() for image in images]}}
-        else:
-            body = {"files": [("file", (_image_name(image, i), _image_bytes(image))) for i, image in enumerate(images)]}
-        response = self.request("POST", f"/jobs/{job_id}/predict", params=params, **body)
+        response = self.request("POST", f"/jobs/{job_id}/predict", params=params, **_inputs(images))
         return PredictResponse.model_validate(response.json())
+
+    def explain(
+        self,
+        job_id: int,
+        images: Sequence[PredictInput],
+        *,
+        method: ExplainMethod = "gradcam",
+        target: int | None = None,
+        steps: int = 32,
+        checkpoint: int | None = None,
+    ) -> ExplainResponse:
+        """Predict and explain images (as `predict` takes them): a heatmap in [0, 1] per image."""
+        params = explain_query(method=method, target=target, steps=steps, checkpoint=checkpoint)
+        response = self.request("POST", f"/jobs/{job_id}/explain", params=params, **_inputs(images))
+        return ExplainResponse.model_validate(response.json())
+
+    def explain_png(self, job_id: int, images: Sequence[PredictInput], **options: Any) -> bytes:
+        """The heatmaps drawn over the images, one PNG (rows of up to 8 tiles); `options` as `explain` takes them."""
+        params = explain_query(**options) | {"format": "png"}
+        return self.request("POST", f"/jobs/{job_id}/explain", params=params, **_inputs(images)).content
 
     # the model registry (docs/api.md): thin calls, one per route
 
@@ -359,6 +376,13 @@ def _is_array(value: object) -> TypeIs["np.ndarray"]:
     """Whether `value` is a numpy array; numpy is not imported for it (a caller with an array has loaded it)."""
     numpy = sys.modules.get("numpy")
     return numpy is not None and isinstance(value, numpy.ndarray)
+
+
+def _inputs(images: Sequence[PredictInput]) -> dict[str, Any]:
+    """The request body of predict or explain: JSON pixels when every image is an array, else file uploads."""
+    if images and all(_is_array(image) for image in images):
+        return {"json": {"pixels": [cast("np.ndarray", image).tolist() for image in images]}}
+    return {"files": [("file", (_image_name(image, i), _image_bytes(image))) for i, image in enumerate(images)]}
 
 
 def _image_name(image: PredictInput, index: int) -> str:

@@ -59,6 +59,8 @@ def _add_predict_and_lab(
     predict.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     predict.add_argument("--top-k", type=int, default=3)
     predict.add_argument("--checkpoint", type=int, metavar="EPOCH", help="default: the best checkpoint")
+    predict.add_argument("--explain", type=Path, metavar="OUT.png", help="also write the heatmaps over the images")
+    predict.add_argument("--method", choices=("gradcam", "integrated_gradients", "saliency"), default="gradcam")
 
     lab = commands.add_parser("lab", help="the optimization lab").add_subparsers(dest="lab_command", required=True)
     trajectory = lab.add_parser("trajectory", parents=[json_flag], help="run optimizers on a function")
@@ -107,6 +109,9 @@ class UsageError(ValueError):
 def _dispatch(client: Client, args: argparse.Namespace) -> int:
     if args.command == "predict":
         result = client.predict(args.id, args.images, top_k=args.top_k, checkpoint=args.checkpoint)
+        if args.explain is not None:
+            png = client.explain_png(args.id, args.images, method=args.method, checkpoint=args.checkpoint)
+            args.explain.write_bytes(png)
         render.output(result, args.json, render.predictions, [str(p) for p in args.images])
         return 0
     if args.command == "lab":

@@ -182,7 +182,8 @@ class Predictor:
         remembered = self.cache.recall((job_id, epoch))
         return isinstance(remembered, Choice) and self.cache.holds(remembered.key)
 
-    def _read(self, choice: Choice) -> bytes:
+    def read(self, choice: Choice) -> bytes:
+        """The checkpoint bytes of `choice`; 409 if it was replaced since it was chosen."""
         data = jobs.read_checkpoint_data(self.session_factory, choice.key[1])
         if data is None:
             raise Conflict(f"checkpoint of epoch {choice.epoch} was just replaced; retry the request")
@@ -193,7 +194,7 @@ class Predictor:
     ) -> tuple[Choice, LoadedCheckpoint, torch.Tensor]:
         """Everything before the forward pass, in one trip to a worker thread: checkpoint, model, input batch."""
         choice = self.choose(job_id, epoch)
-        loaded = self.cache.get(choice.key, lambda: self._read(choice), resolve_device(self.device))
+        loaded = self.cache.get(choice.key, lambda: self.read(choice), resolve_device(self.device))
         return choice, loaded, self._batch(loaded, raw)
 
     def _batch(self, loaded: LoadedCheckpoint, raw: RawInputs | bytes) -> torch.Tensor:
@@ -212,5 +213,5 @@ class Predictor:
             return registry.resolve_model_version(session, name, alias, version)
 
     def _load_and_batch(self, choice: Choice, batch_of: BatchOf) -> tuple[LoadedCheckpoint, torch.Tensor]:
-        loaded = self.cache.get(choice.key, lambda: self._read(choice), resolve_device(self.device))
+        loaded = self.cache.get(choice.key, lambda: self.read(choice), resolve_device(self.device))
         return loaded, batch_of(loaded)

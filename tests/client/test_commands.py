@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
+from service.client import Client
 from tests.api.conftest import png_bytes
 
 TIMEOUT = 300
@@ -86,6 +88,19 @@ def test_predict_prints_the_top_k_table(server, trained, tmp_path, test_images):
     assert len(answer["predictions"][0]["top_k"]) == 3
     missing = convlab(server, "predict", str(trained.id), str(tmp_path / "none.png"))
     assert missing.returncode == 2 and "none.png: No such file or directory" in missing.stderr
+
+
+def test_predict_explain_writes_the_overlay_and_the_client_gets_heatmaps(server, trained, tmp_path, test_images):
+    images, _ = test_images
+    (tmp_path / "shoe.png").write_bytes(png_bytes(images[0]))
+    done = convlab(server, "predict", str(trained.id), "shoe.png", "--explain", "out.png", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    with Image.open(tmp_path / "out.png") as overlay:
+        assert overlay.format == "PNG" and overlay.size == (140, 140)  # one 28x28 tile, scaled by 5
+    with Client(server.url) as client:
+        answer = client.explain(trained.id, [images[0], images[1]], method="integrated_gradients", steps=8)
+    assert len(answer.explanations) == 2 and len(answer.explanations[0].heatmap) == 28
+    assert max(max(row) for row in answer.explanations[0].heatmap) == 1.0
 
 
 def test_lab_trajectory_with_a_negative_start_and_a_plot(server, tmp_path):

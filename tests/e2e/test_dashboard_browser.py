@@ -113,6 +113,20 @@ def test_predict_a_picked_test_image(trained_by_form, browser):
     assert browser[1].take_errors() == []
 
 
+def test_the_explain_toggle_draws_the_overlay(trained_by_form, browser):
+    page, _, _, _ = trained_by_form
+    page.fill("#test-index", "3")
+    page.click("#use-test-image")
+    page.wait_for_selector("#predict-preview:not([hidden])")
+    page.check("#predict-explain")
+    page.select_option("#explain-method", "integrated_gradients")
+    page.click("#predict button[type=submit]")
+    page.wait_for_selector("#explain-overlay:not([hidden])")
+    wait_until(page, "document.getElementById('explain-overlay').naturalWidth === 140")  # 28x28, scaled by 5
+    screenshot(page, "job-explain")
+    assert browser[1].take_errors() == []
+
+
 def test_the_form_shows_the_apis_validation_errors_by_field(browser, live_server):
     context, watched = browser
     page = context.new_page()

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.access.limits import Guards
 from service.config import Settings
 from service.inference import Predictor
+from service.inference.explainer import Explainer
 from service.storage import jobs
 from service.storage.orm import Job
 from service.telemetry.metrics import Metrics
@@ -49,6 +50,12 @@ async def get_predictor(request: Request) -> Predictor:
     return predictor
 
 
+async def get_explainer(request: Request) -> Explainer:
+    """The explanation service (beside the predictor, sharing its cache and threads) created by the lifespan."""
+    explainer: Explainer = request.app.state.explainer
+    return explainer
+
+
 async def get_metrics(request: Request) -> Metrics:
     """This API process's Prometheus registry."""
     metrics: Metrics = request.app.state.metrics
@@ -59,6 +66,7 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]
+ExplainerDep = Annotated[Explainer, Depends(get_explainer)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 # Ids are 64-bit and epochs 32-bit columns: larger numbers in a URL would overflow the driver (a 500), not 404.
 MAX_ID = 2**63 - 1

@@ -29,7 +29,7 @@ class BodySizeLimit:
         *,
         max_bytes: int,
         predict_max_bytes: int,
-        predict_suffix: str = "/predict",
+        predict_suffix: str | tuple[str, ...] = ("/predict", "/explain"),  # explain takes predict's bodies
         upload_max_bytes: int | None = None,
         upload_path: str = "/datasets",
     ) -> None:

@@ -9,7 +9,7 @@ from service.api.plumbing.predict_inputs import read_inputs
 from service.api.plumbing.security import PREDICT, auth_responses
 from service.api.wire.errors import ErrorResponse
 from service.api.wire.predict import ClassScore, PredictionRead, PredictResponse
-from service.inference import ONE_PIXEL_PNG, Predictions, PredictRequest
+from service.inference import ONE_PIXEL_PNG, Prediction, Predictions, PredictRequest
 
 router = APIRouter(
     prefix="/jobs", tags=["predict"], dependencies=[Depends(PREDICT)], responses=auth_responses(limited=True)
@@ -72,13 +72,15 @@ def to_response(result: Predictions) -> PredictResponse:
         job_id=result.job_id,
         checkpoint_epoch=result.checkpoint_epoch,
         checkpoint_sha256=result.checkpoint_sha256,
-        predictions=[
-            PredictionRead(
-                class_index=p.class_index,
-                label=p.label,
-                probability=p.probability,
-                top_k=[ClassScore(class_index=i, label=label, probability=q) for i, label, q in p.top_k],
-            )
-            for p in result.items
-        ],
+        predictions=[to_prediction(p) for p in result.items],
+    )
+
+
+def to_prediction(p: Prediction) -> PredictionRead:
+    """The wire form of one image's prediction."""
+    return PredictionRead(
+        class_index=p.class_index,
+        label=p.label,
+        probability=p.probability,
+        top_k=[ClassScore(class_index=i, label=label, probability=q) for i, label, q in p.top_k],
     )

@@ -21,6 +21,9 @@ window.convlab = (function () {
       requestBody = JSON.stringify(payload);
     }
     const response = await fetch(url, { method, headers, body: requestBody, credentials: "same-origin" });
+    if (response.ok && (response.headers.get("content-type") || "").startsWith("image/")) {
+      return { ok: true, status: response.status, data: await response.blob() };  // e.g. an explain overlay
+    }
     const text = await response.text();
     let data = null;
     try { data = text ? JSON.parse(text) : null; } catch (e) { data = { detail: text }; }

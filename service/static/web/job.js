@@ -178,6 +178,15 @@
       return row;
     }));
     table.hidden = false;
+    const overlay = document.getElementById("explain-overlay");
+    overlay.hidden = true;
+    if (!document.getElementById("predict-explain").checked) return;
+    const method = encodeURIComponent(document.getElementById("explain-method").value);
+    const picture = await convlab.api("POST", `/jobs/${id}/explain?format=png&method=${method}`, data);
+    convlab.showError(error, picture.ok ? "" : picture.data.detail);
+    if (!picture.ok) return;
+    overlay.src = URL.createObjectURL(picture.data);
+    overlay.hidden = false;
   });
 
   loadHistory();

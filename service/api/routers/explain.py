@@ -1,0 +1,80 @@
+"""Explain a trained job's predictions: what the network looked at, as heatmaps or a PNG overlay."""
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from service.api.plumbing.deps import MAX_EPOCH, ExplainerDep, JobIdPath
+from service.api.plumbing.predict_inputs import read_inputs
+from service.api.plumbing.security import PREDICT, auth_responses
+from service.api.routers.predict import REQUEST_BODY, to_prediction
+from service.api.wire.errors import ErrorResponse
+from service.api.wire.explain import ExplainMethod, ExplainResponse, ExplanationRead
+from service.api.wire.predict import ClassScore
+from service.inference.explainer import ExplainOptions, Explanations
+from service.inference.overlay import overlay_png
+
+router = APIRouter(
+    prefix="/jobs", tags=["predict"], dependencies=[Depends(PREDICT)], responses=auth_responses(limited=True)
+)
+
+# A string, so a bad value's 422 names `target` (a union of int and literal would name its branches instead).
+TARGET_PATTERN = r"^(predicted|[0-9]{1,9})$"
+
+
+@router.post(
+    "/{job_id}/explain",
+    summary="Explain a trained job's predictions with heatmaps",
+    response_model=ExplainResponse,
+    openapi_extra={"requestBody": REQUEST_BODY},
+    responses={
+        200: {"content": {"image/png": {}}, "description": "JSON heatmaps, or with format=png the overlays."},
+        400: {"model": ErrorResponse, "description": "The JSON body is malformed."},
+        404: {"model": ErrorResponse, "description": "No such job, or no checkpoint for the requested epoch."},
+        409: {"model": ErrorResponse, "description": "The job has no checkpoint yet."},
+        413: {"model": ErrorResponse, "description": "Body, image count or pixel count above the limits."},
+        415: {"model": ErrorResponse, "description": "Neither multipart/form-data nor JSON."},
+        422: {"model": ErrorResponse, "description": "Bad image, method or target, or the time budget was spent."},
+    },
+)
+async def explain(
+    request: Request,
+    job_id: JobIdPath,
+    explainer: ExplainerDep,
+    method: Annotated[ExplainMethod, Query(description="gradcam, integrated_gradients or saliency.")] = "gradcam",
+    target: Annotated[
+        str, Query(pattern=TARGET_PATTERN, description="The class index to explain, or `predicted`.")
+    ] = "predicted",
+    steps: Annotated[int, Query(ge=1, le=256, description="Integrated gradients: steps of the path.")] = 32,
+    format: Annotated[Literal["json", "png"], Query(description="JSON heatmaps, or one PNG of overlays.")] = "json",
+    top_k: Annotated[int, Query(ge=1, le=1000, description="How many ranked classes to return per image.")] = 3,
+    checkpoint: Annotated[
+        int | None, Query(ge=0, le=MAX_EPOCH, description="Use the checkpoint of this epoch.")
+    ] = None,
+) -> Response:
+    """Send images as to predict; method, target and format are query parameters (for JSON and multipart alike)."""
+    raw = await read_inputs(request)
+    options = ExplainOptions(method, None if target == "predicted" else int(target), steps, top_k)
+    result = await explainer.explain_job(job_id, raw, epoch=checkpoint, options=options)
+    if format == "png":
+        png = overlay_png([e.image for e in result.items], [e.heatmap for e in result.items])
+        return Response(png, media_type="image/png")
+    return Response(to_response(result).model_dump_json(), media_type="application/json")
+
+
+def to_response(result: Explanations) -> ExplainResponse:
+    """The wire form of `result`, heatmaps rounded to 3 decimals (a 96x96 map stays near 50 kB of JSON)."""
+    return ExplainResponse(
+        job_id=result.job_id,
+        checkpoint_epoch=result.checkpoint_epoch,
+        checkpoint_sha256=result.checkpoint_sha256,
+        method=result.method,
+        explanations=[
+            ExplanationRead(
+                prediction=to_prediction(e.prediction),
+                target=ClassScore(class_index=e.target[0], label=e.target[1], probability=e.target[2]),
+                heatmap=e.heatmap.mul(1000).round().div(1000).tolist(),
+            )
+            for e in result.items
+        ],
+    )
