@@ -47,8 +47,9 @@ def target(version: str | None) -> tuple[str | None, int | None]:
 
 
 @router.get("", summary="Server metadata", response_model=ServerMetadata, dependencies=[Depends(PREDICT_UNLIMITED)])
+@router.get("/", response_model=ServerMetadata, dependencies=[Depends(PREDICT_UNLIMITED)], include_in_schema=False)
 def server_metadata() -> ServerMetadata:
-    """The server's name, version and protocol extensions."""
+    """The server's name, version and protocol extensions; at `/v2/` too, the protocol spec's own path (not a 307)."""
     return ServerMetadata(name="convlab", version=__version__, extensions=EXTENSIONS)
 
 
