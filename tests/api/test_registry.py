@@ -231,3 +231,25 @@ def test_the_thin_client_registers_promotes_rolls_back_and_predicts_by_name(
     ) as c:
         answer = c.predict_by_name("thin", [png_bytes(test_images[0][0])], version=2)
         assert (answer.model, answer.version, len(answer.predictions)) == ("thin", 2, 1)
+
+
+def test_fine_tuning_from_a_model_pins_the_version_its_alias_names_at_admission(client: TestClient) -> None:
+    """init_from {model, alias}: the stored spec names the version's job and epoch, so a later move of the alias
+    changes nothing for the job (and its clones); an unknown model or alias is a 422 naming init_from.model."""
+    assert client.put("/models/fashion/aliases/tuning", json={"version": 2}).status_code == 200
+    spec = client.get("/jobs/1", headers=tokens(client)["jobs"]).json()["spec"]
+    body = {key: spec[key] for key in ("architecture", "dataset", "resize", "train_subset", "test_subset")}
+    source = {"model": "fashion", "alias": "tuning", "freeze": True}
+    queued = client.post("/jobs", json={**body, "epochs": 1, "init_from": source}, headers=tokens(client)["jobs"])
+    assert queued.status_code == 201, queued.text
+    pinned = queued.json()["spec"]["init_from"]
+    assert (pinned["job"], pinned["epoch"], pinned["model"], pinned["version"]) == (1, 2, "fashion", 2)
+    assert len(pinned["checkpoint_sha256"]) == 64
+    client.put("/models/fashion/aliases/tuning", json={"version": 1})
+    stored = client.get(f"/jobs/{queued.json()['id']}", headers=tokens(client)["jobs"]).json()["spec"]["init_from"]
+    assert (stored["job"], stored["epoch"]) == (1, 2)
+    for missing in ({"model": "nope"}, {"model": "fashion", "alias": "absent"}):
+        refused = client.post("/jobs", json={**body, "init_from": missing}, headers=tokens(client)["jobs"])
+        assert refused.status_code == 422 and "init_from.model" in refused.json()["detail"], refused.text
+    unnamed = client.post("/jobs", json={**body, "init_from": {"alias": "prod"}}, headers=tokens(client)["jobs"])
+    assert unnamed.status_code == 422 and "give the model too" in unnamed.text
