@@ -23,6 +23,8 @@ from service.inference.cache import ModelCache, on_device
 from service.inference.images import prepare_batch
 from service.inference.inputs import RawInputs, decode_all, parse_json_inputs
 from service.inference.predictor import Choice, Prediction, Predictor, to_predictions
+from service.storage import registry
+from service.storage.registry import ResolvedVersion
 from service.training.checkpoints import LoadedCheckpoint
 from service.training.runtime import resolve_device
 
@@ -80,6 +82,20 @@ class Explainer:
     ) -> Explanations:
         """Explain the images of `raw` with the job's checkpoint (the best, or that of `epoch`)."""
         return await self.explain(lambda: self.predictor.choose(job_id, epoch), raw, options)
+
+    async def explain_version(
+        self, name: str, raw: RawInputs | bytes, *, alias: str | None, version: int | None, options: ExplainOptions
+    ) -> tuple[ResolvedVersion, Explanations]:
+        """Explain with a registered model's version: the one an alias (default `prod`) or number names now."""
+        found: list[ResolvedVersion] = []
+
+        def pick() -> Choice:
+            with self.predictor.session_factory() as session:
+                found.append(registry.resolve_model_version(session, name, alias=alias, version=version))
+            return self.predictor.choose(found[0].job_id, found[0].epoch)
+
+        result = await self.explain(pick, raw, options)
+        return found[0], result
 
     async def explain(
         self, pick: Callable[[], Choice], raw: RawInputs | bytes, options: ExplainOptions

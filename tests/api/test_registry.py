@@ -253,3 +253,24 @@ def test_fine_tuning_from_a_model_pins_the_version_its_alias_names_at_admission(
         assert refused.status_code == 422 and "init_from.model" in refused.json()["detail"], refused.text
     unnamed = client.post("/jobs", json={**body, "init_from": {"alias": "prod"}}, headers=tokens(client)["jobs"])
     assert unnamed.status_code == 422 and "give the model too" in unnamed.text
+
+
+def test_explain_by_name_uses_the_named_version_and_says_which(
+    client: TestClient, test_images: tuple[np.ndarray, np.ndarray]
+) -> None:
+    files = [("file", (f"{i}.png", png_bytes(image), "image/png")) for i, image in enumerate(test_images[0][:4])]
+    by_name = client.post("/models/fashion/explain?version=2", files=files, headers=tokens(client)["predictor"])
+    by_job = client.post("/jobs/1/explain?checkpoint=2", files=files, headers=tokens(client)["jobs"])
+    assert by_name.status_code == 200, by_name.text
+    body = by_name.json()
+    assert by_name.headers["X-Model-Version"] == "2" and (body["model"], body["version"], body["alias"]) == (
+        "fashion",
+        2,
+        None,
+    )
+    assert body["explanations"] == by_job.json()["explanations"] and body["checkpoint_epoch"] == 2
+    png = client.post("/models/fashion/explain?version=1&format=png", files=files, headers=tokens(client)["predictor"])
+    assert png.headers["content-type"] == "image/png" and png.headers["X-Model-Version"] == "1"
+    assert png.content.startswith(b"\x89PNG")
+    missing = client.post("/models/nope/explain", files=files, headers=tokens(client)["predictor"])
+    assert missing.status_code == 404 and "nope" in missing.json()["detail"]

@@ -1,5 +1,6 @@
 """Explain a trained job's predictions: what the network looked at, as heatmaps or a PNG overlay."""
 
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -22,6 +23,38 @@ router = APIRouter(
 TARGET_PATTERN = r"^(predicted|[0-9]{1,9})$"
 
 
+@dataclass(frozen=True)
+class ExplainQuery:
+    """What to explain and how to answer, from the query (for JSON and multipart bodies alike)."""
+
+    options: ExplainOptions
+    png: bool
+
+
+def explain_query(
+    method: Annotated[ExplainMethod, Query(description="gradcam, integrated_gradients or saliency.")] = "gradcam",
+    target: Annotated[
+        str, Query(pattern=TARGET_PATTERN, description="The class index to explain, or `predicted`.")
+    ] = "predicted",
+    steps: Annotated[int, Query(ge=1, le=256, description="Integrated gradients: steps of the path.")] = 32,
+    format: Annotated[Literal["json", "png"], Query(description="JSON heatmaps, or one PNG of overlays.")] = "json",
+    top_k: Annotated[int, Query(ge=1, le=1000, description="How many ranked classes to return per image.")] = 3,
+) -> ExplainQuery:
+    """The explain routes' shared query parameters."""
+    options = ExplainOptions(method, None if target == "predicted" else int(target), steps, top_k)
+    return ExplainQuery(options, format == "png")
+
+
+ExplainQueryDep = Annotated[ExplainQuery, Depends(explain_query)]
+
+
+def overlay_response(result: Explanations) -> Response:
+    """The overlays of `result` as one PNG."""
+    return Response(
+        overlay_png([e.image for e in result.items], [e.heatmap for e in result.items]), media_type="image/png"
+    )
+
+
 @router.post(
     "/{job_id}/explain",
     summary="Explain a trained job's predictions with heatmaps",
@@ -41,24 +74,16 @@ async def explain(
     request: Request,
     job_id: JobIdPath,
     explainer: ExplainerDep,
-    method: Annotated[ExplainMethod, Query(description="gradcam, integrated_gradients or saliency.")] = "gradcam",
-    target: Annotated[
-        str, Query(pattern=TARGET_PATTERN, description="The class index to explain, or `predicted`.")
-    ] = "predicted",
-    steps: Annotated[int, Query(ge=1, le=256, description="Integrated gradients: steps of the path.")] = 32,
-    format: Annotated[Literal["json", "png"], Query(description="JSON heatmaps, or one PNG of overlays.")] = "json",
-    top_k: Annotated[int, Query(ge=1, le=1000, description="How many ranked classes to return per image.")] = 3,
+    query: ExplainQueryDep,
     checkpoint: Annotated[
         int | None, Query(ge=0, le=MAX_EPOCH, description="Use the checkpoint of this epoch.")
     ] = None,
 ) -> Response:
     """Send images as to predict; method, target and format are query parameters (for JSON and multipart alike)."""
     raw = await read_inputs(request)
-    options = ExplainOptions(method, None if target == "predicted" else int(target), steps, top_k)
-    result = await explainer.explain_job(job_id, raw, epoch=checkpoint, options=options)
-    if format == "png":
-        png = overlay_png([e.image for e in result.items], [e.heatmap for e in result.items])
-        return Response(png, media_type="image/png")
+    result = await explainer.explain_job(job_id, raw, epoch=checkpoint, options=query.options)
+    if query.png:
+        return overlay_response(result)
     return Response(to_response(result).model_dump_json(), media_type="application/json")
 
 

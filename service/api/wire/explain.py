@@ -30,6 +30,14 @@ class ExplainResponse(BaseModel):
     explanations: list[ExplanationRead]
 
 
+class ModelExplainResponse(ExplainResponse):
+    """Explanations by a registered model's name, naming the version that made them."""
+
+    model: str
+    version: int
+    alias: str | None = Field(None, description="The alias that named the version (none when asked by number).")
+
+
 def explain_query(
     *, method: str = "gradcam", target: int | None = None, steps: int = 32, checkpoint: int | None = None
 ) -> dict[str, Any]:
