@@ -24,10 +24,14 @@ DATABASE_OUTAGES = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.Timeo
 OIP_PREFIX = "/v2"
 
 
+def speaks_oip(path: str) -> bool:
+    """Whether `path` is one of the Open Inference Protocol's, whose errors are `{"error": ...}`."""
+    return path == OIP_PREFIX or path.startswith(OIP_PREFIX + "/")
+
+
 def _error_json(request: Request, status: int, detail: str, **extra: Any) -> JSONResponse:
     """`{"detail": ...}`, or the Open Inference Protocol's `{"error": ...}` on its /v2 paths."""
-    path = request.url.path
-    if path == OIP_PREFIX or path.startswith(OIP_PREFIX + "/"):
+    if speaks_oip(request.url.path):
         return JSONResponse(status_code=status, content={"error": detail}, headers=extra.get("headers"))
     return JSONResponse(
         status_code=status, content={"detail": detail, **extra.get("body", {})}, headers=extra.get("headers")

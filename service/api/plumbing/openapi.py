@@ -3,7 +3,8 @@
 FastAPI documents request-validation failures with its own `HTTPValidationError` (`detail` a list), and errors
 of routes that answer images or event streams under their success media type. convlab answers every error with
 one JSON model (`ErrorResponse`: `detail`, and `errors` on a 422), so this rewrites each operation's 4xx
-answers: every status an operation can send, described once, as `application/json` `ErrorResponse`.
+answers: every status an operation can send, described once, as `application/json` `ErrorResponse` (on the Open
+Inference Protocol's /v2 paths, its own `OipError`: `error`, as the handlers answer there).
 """
 
 from typing import Any
@@ -12,11 +13,14 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
+from service.api.plumbing.handlers import speaks_oip
 from service.api.plumbing.routes import api_routes
 from service.api.plumbing.security import RequireScope
 from service.api.wire.errors import ErrorResponse
+from service.api.wire.oip import OipError
 
 ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
+OIP_ERROR_REF = {"$ref": "#/components/schemas/OipError"}
 DESCRIPTIONS = {
     400: "The body is not valid JSON (or not a readable form).",
     401: "No API token, or an unknown or revoked one (`WWW-Authenticate: Bearer`).",
@@ -65,16 +69,18 @@ def convlab_openapi(app: FastAPI) -> dict[str, Any]:
     defs = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(defs.pop("$defs", {}))
     schemas["ErrorResponse"] = defs
+    schemas["OipError"] = OipError.model_json_schema()
     for route in api_routes(app):
         if not route.include_in_schema:
             continue
+        error_ref = OIP_ERROR_REF if speaks_oip(route.path_format) else ERROR_REF
         for method in (route.methods or set()) - {"HEAD"}:
             responses = document["paths"][route.path_format][method.lower()]["responses"]
             for status in sorted(error_statuses(route)):
                 described = responses.get(str(status), {}).get("description")
                 responses[str(status)] = {
                     "description": described or DESCRIPTIONS[status],
-                    "content": {"application/json": {"schema": ERROR_REF}},
+                    "content": {"application/json": {"schema": error_ref}},
                 }
     app.openapi_schema = document
     return document
