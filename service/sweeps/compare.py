@@ -9,7 +9,9 @@ from sqlalchemy.orm import Session
 
 from service.errors import InvalidInput
 from service.jobspec.paths import diff
-from service.storage.jobs import get_history, get_job
+from service.records import History
+from service.storage.jobs import get_job, read_history
+from service.storage.orm import Job
 
 EPOCH_FIELDS = ("train_loss", "train_acc", "test_loss", "test_acc", "lr")
 MAX_COMPARED = 16  # jobs in one comparison
@@ -53,11 +55,16 @@ class Comparison(BaseModel):
     epochs: list[EpochRow]
 
 
+def load_compared(session: Session, job_ids: list[int]) -> tuple[list[Job], list[History]]:
+    """The jobs `job_ids` and their whole histories, read once; NotFound naming the first that does not exist."""
+    jobs = [get_job(session, job_id) for job_id in job_ids]
+    return jobs, [read_history(session, job_id)[0] for job_id in job_ids]
+
+
 def compare_jobs(session: Session, job_ids: list[int]) -> Comparison:
     """Compare the jobs `job_ids`; NotFound naming the first that does not exist."""
-    jobs = [get_job(session, job_id) for job_id in job_ids]
+    jobs, histories = load_compared(session, job_ids)
     differing = diff([job.spec for job in jobs])
-    histories = [get_history(session, job_id).records() for job_id in job_ids]
     losses = [{r.step: r.loss for r in h.steps} for h in histories]
     epochs = [{r.epoch: r for r in h.epochs} for h in histories]
     step_rows = [StepRow(step=s, loss=[by.get(s) for by in losses]) for s in sorted(set().union(*losses))]

@@ -7,10 +7,10 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from service.api.plumbing.deps import JobDep, SessionDep, SettingsDep
-from service.jobspec.paths import flatten
+from service.jobspec.paths import diff, flatten
 from service.jobspec.status import JobStatus
 from service.storage import jobs
-from service.sweeps.compare import compare_jobs, parse_job_ids
+from service.sweeps.compare import load_compared, parse_job_ids
 from service.training.architectures import catalogue, layer_table
 from service.web import views
 from service.web.access import PAGE_JOBS_READ, PAGE_JOBS_WRITE, PAGE_LAB
@@ -88,10 +88,9 @@ def compare_page(
 ) -> HTMLResponse:
     """Runs overlaid: the spec fields that differ and each run's final and best metrics (curves drawn by JS)."""
     ids = parse_job_ids(jobs_)
-    comparison = compare_jobs(session, ids)
-    found = [jobs.get_job(session, i) for i in ids]
-    outcomes = [views.outcome(jobs.read_history(session, j.id)[0]) for j in found]
-    differing = list(comparison.differing.items())
+    found, histories = load_compared(session, ids)  # each job and history read once
+    outcomes = [views.outcome(history) for history in histories]
+    differing = list(diff([job.spec for job in found]).items())
     rows = list(zip(found, outcomes, strict=True))
     return render(request, "compare.html", jobs=found, ids=ids, rows=rows, differing=differing)
 

@@ -2,7 +2,6 @@
 `fashion`: v1 is the job's epoch-1 checkpoint, v2 its epoch-2 one; and what each version computes itself."""
 
 import contextlib
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from service.storage.db import make_engine, make_session_factory, upgrade_databa
 from service.training import load_checkpoint
 from service.training.datasets import load_dataset
 from tests.api.test_export import copy_database
-from tests.e2e.conftest import free_port, serve_command, serve_env, stop, wait_until_healthy
+from tests.e2e.conftest import free_port, launch, serve_command, serve_env, stop, wait_until_healthy
 
 IMAGES = 200
 STARTUP_SECONDS = 180  # two API processes importing torch on a loaded 2-core machine may take over a minute
@@ -79,14 +78,7 @@ def live_server(trained_settings: Settings, state_dir: Path, data_dir: Path) -> 
     headers, (logits, normalized) = _prepare(state_dir, images)
     port, log = free_port(), state_dir / "serve.log"
     env = serve_env(state_dir, data_dir, CONVLAB_AUTH="required", CONVLAB_PREDICT_RATE="0")
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            serve_command(port, "--workers", "0", "--api-workers", "2"),
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = launch(serve_command(port, "--workers", "0", "--api-workers", "2"), env, log)
     url = f"http://127.0.0.1:{port}"
     try:
         e2e.STARTUP_SECONDS = max(e2e.STARTUP_SECONDS, STARTUP_SECONDS)

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.contract.test_schemathesis import SEED_JOB, TOKEN
-from tests.e2e.conftest import free_port, serve_env, stop, wait_until_healthy
+from tests.e2e.conftest import free_port, launch, serve_env, stop, wait_until_healthy
 
 OIP = Path(__file__).with_name("oip")
 CHECKS = ["not_a_server_error", "status_code_conformance", "content_type_conformance", "response_schema_conformance"]
@@ -66,9 +66,8 @@ def test_the_live_service_keeps_the_open_inference_protocol_spec(tmp_path: Path,
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        command = [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--workers", "0"]
-        server = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    command = [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--workers", "0"]
+    server = launch(command, env, log)
     try:
         wait_until_healthy(url, server, log)
         result = schemathesis(prepared_spec(tmp_path, register(url, env)), url, tmp_path)

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import free_port, serve_env, stop, wait_until_healthy
+from tests.e2e.conftest import free_port, launch, serve_env, stop, wait_until_healthy
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 TOKEN = "cvl_contract_admin_" + "t" * 32
@@ -41,9 +41,8 @@ def test_the_live_service_keeps_its_openapi_contract(tmp_path: Path, data_dir: P
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        command = [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--workers", "0"]
-        server = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    command = [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--workers", "0"]
+    server = launch(command, env, log)
     try:
         wait_until_healthy(url, server, log)
         headers = {"Authorization": f"Bearer {TOKEN}"}

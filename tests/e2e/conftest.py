@@ -83,6 +83,12 @@ def serve_env(state_dir: Path, data_dir: Path, **extra: str) -> dict[str, str]:
     }
 
 
+def launch(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """A server process in a session of its own (so that `stop` ends its whole group), its output in `log`."""
+    with log.open("wb") as out:
+        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
 def serve_command(port: int, *options: str) -> list[str]:
     """`convlab serve` on 127.0.0.1:`port` with warnings-only logs, plus `options` (--workers, --api-workers ...)."""
     command = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
@@ -95,14 +101,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Ite
     port = free_port()
     env = serve_env(state_dir, data_dir, CONVLAB_EVENTS_POLL_SECONDS="0.2", CONVLAB_POLL_SECONDS="0.2")
     log = state_dir / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            serve_command(port, "--workers", "1"),
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = launch(serve_command(port, "--workers", "1"), env, log)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(url, process, log)

@@ -2,14 +2,13 @@
 lines carry its X-Request-ID and the worker's lines the job id and attempt."""
 
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
 
-from tests.e2e.conftest import free_port, serve_env, stop, wait_until_healthy
+from tests.e2e.conftest import free_port, launch, serve_env, stop, wait_until_healthy
 
 TINY_JOB = {"architecture": "lenet", "dataset": "synthetic", "epochs": 1, "batch_size": 64, "train_subset": 256}
 
@@ -20,8 +19,7 @@ def test_json_log_lines_carry_request_ids_and_job_attempts(tmp_path: Path, data_
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
     command = [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--workers", "1"]
-    with log.open("wb") as out:
-        server = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    server = launch(command, env, log)
     try:
         wait_until_healthy(url, server, log)
         created = httpx.post(f"{url}/jobs", json=TINY_JOB, headers={"X-Request-ID": "submit-e2e-1"})
