@@ -5,8 +5,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, Engine, MetaData, create_engine, event, make_url
+from sqlalchemy import URL, DateTime, Dialect, Engine, MetaData, create_engine, event, make_url
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
@@ -162,6 +163,16 @@ def current_revision(url: str) -> str | None:
         engine.dispose()
 
 
+class DiskFull(SQLAlchemyError):
+    """A write refused before it is made: the disk under the SQLite database has too little room left for it.
+    A database error like SQLite's own SQLITE_FULL, raised early enough that ending the job still fits."""
+
+
+# Room kept free for ending a job (its status, events and lease) once checkpoints no longer fit: when SQLite itself
+# runs out of space mid-write, the failed write may leave no room even for that.
+WRITE_RESERVE_BYTES = 512 * 1024
+
+
 def is_disk_full(exc: BaseException) -> bool:
     """Whether a database error says its disk is full (SQLite's SQLITE_FULL, PostgreSQL's disk_full or ENOSPC)."""
     original = getattr(exc, "orig", None) or exc
@@ -170,13 +181,32 @@ def is_disk_full(exc: BaseException) -> bool:
     return full or getattr(original, "sqlstate", None) == "53100"
 
 
-def low_disk_problem(url: str) -> str | None:
-    """What is wrong with the free space under a SQLite database (None if enough, or not a SQLite file): less than
-    64 MiB or 5% of its filesystem, whichever is smaller, is too little for checkpoints to be written."""
+def _sqlite_file(url: str | URL) -> Path | None:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
         return None
-    usage = shutil.disk_usage(Path(parsed.database).parent)
-    if usage.free >= min(64 * 2**20, usage.total // 20):
+    return Path(parsed.database)
+
+
+def ensure_room(url: str | URL, needed: int) -> None:
+    """Raise DiskFull unless the filesystem under a SQLite database (no check elsewhere) has `needed` bytes free
+    beyond WRITE_RESERVE_BYTES."""
+    database = _sqlite_file(url)
+    if database is None:
+        return
+    free = shutil.disk_usage(database.parent).free
+    if free < needed + WRITE_RESERVE_BYTES:
+        raise DiskFull(f"database or disk is full: {free:,} bytes free under {database.parent}, {needed:,} needed")
+
+
+def low_disk_problem(url: str) -> str | None:
+    """What is wrong with the free space under a SQLite database (None if enough, or not a SQLite file): less than
+    64 MiB or 5% of its filesystem, whichever is smaller, is too little for checkpoints to be written, and less
+    than twice the write reserve is never enough."""
+    database = _sqlite_file(url)
+    if database is None:
         return None
-    return f"database disk nearly full: {usage.free:,} bytes free of {usage.total:,} under {parsed.database}"
+    usage = shutil.disk_usage(database.parent)
+    if usage.free >= max(min(64 * 2**20, usage.total // 20), 2 * WRITE_RESERVE_BYTES):
+        return None
+    return f"database disk nearly full: {usage.free:,} bytes free of {usage.total:,} under {database}"

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service import __version__
 from service.jobspec.status import StopReason
+from service.storage.db import ensure_room
 from service.storage.orm import Job
 from service.sweeps import Decision, judge_epoch
 from service.training import Callbacks, Checkpoint, DownloadProgress, EpochRecord, Progress, RunInfo, StepRecord
@@ -115,7 +116,9 @@ class JobRecorder(Callbacks):
         self.pending = []
 
     def on_checkpoint(self, checkpoint: Checkpoint) -> None:
-        """Store the checkpoint and prune old ones."""
+        """Store the checkpoint and prune old ones; DiskFull first where a SQLite disk has no room for it (twice
+        its size: once in the write-ahead log, once in the database file)."""
+        ensure_room(self.session_factory.kw["bind"].url, 2 * len(checkpoint.data))
         with self.session_factory() as session:
             record_checkpoint(
                 session, self.lease, checkpoint=checkpoint, points=self.pending, keep=self.keep_checkpoints
