@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from service.config import UploadSettings
-from service.errors import InvalidInput
+from service.errors import InvalidInput, PayloadTooLarge
 from service.ingest.archive import read_members
 from service.ingest.images import decode_image
 from service.ingest.layout import Layout, find_layout, is_litter, refuse_non_image
@@ -44,6 +44,11 @@ class _Read:
     images: dict[str, np.ndarray] = field(default_factory=dict)  # path -> uint8 [C, S, S]
     digests: dict[str, str] = field(default_factory=dict)  # path -> sha256 of its bytes
     folders: list[str] = field(default_factory=list)
+    colour: bool = False  # one colour image makes the dataset three channels
+
+    def stored_bytes(self, size: int) -> int:
+        """What the images take stored: images x channels x size x size."""
+        return len(self.images) * (3 if self.colour else 1) * size * size
 
 
 @dataclass(frozen=True)
@@ -66,13 +71,25 @@ def _read(path: Path, limits: UploadSettings, options: Options) -> _Read:
         if member.path in found.images:
             raise InvalidInput(f"archive: {member.path} appears twice")
         refuse_non_image(member.path, member.data)
-        found.images[member.path] = decode_image(
-            member.path, member.data, size=options.size, max_pixels=limits.max_pixels
-        )
+        image = decode_image(member.path, member.data, size=options.size, max_pixels=limits.max_pixels)
+        found.images[member.path], found.colour = image, found.colour or image.shape[0] == 3
         found.digests[member.path] = hashlib.sha256(member.data).hexdigest()
+        _refuse_oversized(found, limits, options)
     if not found.images:
         raise InvalidInput("archive: holds no images")
     return found
+
+
+def _refuse_oversized(found: _Read, limits: UploadSettings, options: Options) -> None:
+    """Refuse, while reading, a dataset whose stored images would pass the limit: a small archive of small images
+    asked to be stored large would otherwise take memory far past its own size."""
+    stored = found.stored_bytes(options.size)
+    if stored > limits.max_ingested_bytes:
+        raise PayloadTooLarge(
+            f"archive: {len(found.images)} images stored at {options.size}x{options.size} take {stored} bytes, over "
+            f"the limit of {limits.max_ingested_bytes} (CONVLAB_DATASET_MAX_INGESTED_BYTES); send fewer images or "
+            "choose a smaller size"
+        )
 
 
 def _classes(found: _Read, layout: Layout, limits: UploadSettings) -> tuple[str, ...]:
@@ -93,7 +110,7 @@ def _classes(found: _Read, layout: Layout, limits: UploadSettings) -> tuple[str,
 def content_address(found: _Read, layout: Layout, options: Options) -> str:
     """sha256 of the options and the sorted (path below the wrapper folder, sha256 of bytes) lines."""
     digest = hashlib.sha256(options.header().encode())
-    for path in sorted(found.images, key=lambda p: p.removeprefix(layout.prefix)):
+    for path in sorted(found.digests, key=lambda p: p.removeprefix(layout.prefix)):
         digest.update(f"{path.removeprefix(layout.prefix)}\0{found.digests[path]}\n".encode())
     return digest.hexdigest()
 
@@ -116,8 +133,9 @@ def _tensors(found: _Read, layout: Layout, classes: tuple[str, ...], options: Op
     index = {c: i for i, c in enumerate(classes)}
     labels = np.array([index[c] for _, c in places], dtype=np.int64)
     held = np.array([s == "test" for s, _ in places]) if layout.given_split else _split(labels, options)
-    channels = 3 if any(a.shape[0] == 3 for a in found.images.values()) else 1
-    images = np.stack([np.broadcast_to(found.images[p], (channels, *found.images[p].shape[1:])) for p in paths])
+    images = np.empty((len(paths), 3 if found.colour else 1, options.size, options.size), dtype=np.uint8)
+    for i, path in enumerate(paths):
+        images[i] = found.images.pop(path)  # a grayscale image broadcasts to three channels; each one freed as copied
     rng = np.random.default_rng(options.seed + 1)  # mixed classes, so that a train_subset sees every class
     splits = []
     for mask in (~held, held):

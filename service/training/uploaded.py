@@ -13,6 +13,8 @@ from safetensors.torch import save as st_save
 
 from service.training.datasets import UPLOADED_FORMAT, UPLOADED_META_KEY, ImageData
 
+STATS_CHUNK_BYTES = 2 * 2**20
+
 
 def encode_uploaded(
     train: ImageData, test: ImageData, *, classes: tuple[str, ...], mean: tuple[float, ...], std: tuple[float, ...]
@@ -29,11 +31,13 @@ def encode_uploaded(
 
 
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std in [0, 1] of uint8 images [N, C, H, W], computed in float64 chunks."""
+    """Per-channel mean and std in [0, 1] of uint8 images [N, C, H, W], computed in float64 chunks of about
+    STATS_CHUNK_BYTES of pixels (16 bytes each in float64, twice): memory stays bounded whatever the size."""
     channels = images.shape[1]
     total = torch.zeros(channels, dtype=torch.float64)
     squares = torch.zeros(channels, dtype=torch.float64)
-    for chunk in torch.split(images, 4096):
+    per_image = max(images[0].numel(), 1) if len(images) else 1
+    for chunk in torch.split(images, max(STATS_CHUNK_BYTES // per_image, 1)):
         x = chunk.to(torch.float64).div_(255.0)
         total += x.sum(dim=(0, 2, 3))
         squares += x.square().sum(dim=(0, 2, 3))

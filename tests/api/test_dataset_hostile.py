@@ -51,10 +51,10 @@ def disk_use(state_dir: Path) -> dict[str, int]:
     }
 
 
-def refused(client: TestClient, settings: Settings, body: bytes, status: int, words: str) -> None:
+def refused(client: TestClient, settings: Settings, body: bytes, status: int, words: str, **params: object) -> None:
     """Upload `body`: it must be refused with `status` and a detail containing `words`, leaving nothing behind."""
     before = disk_use(settings.state_dir)
-    response = client.post("/datasets", params={"name": "bad"}, content=body)
+    response = client.post("/datasets", params={"name": "bad", **params}, content=body)
     assert response.status_code == status, response.text
     assert words in response.json()["detail"]
     assert disk_use(settings.state_dir) == before
@@ -132,6 +132,18 @@ def test_an_image_over_the_pixel_limit_is_refused(tmp_path, data_dir, files):
     with make_client(create_app(settings)) as client:
         big = png_declaring(200, 200)
         refused(client, settings, zip_bytes({**files, "shirt/big.png": big}), 422, "CONVLAB_DATASET_MAX_PIXELS")
+
+
+def test_small_images_asked_to_be_stored_large_are_refused_while_reading(tmp_path, data_dir, files):
+    """40 real 28x28 images (about 15 kB zipped) stored at 512x512 would take 10 MB, and far more in memory while
+    ingested: refused by the stored size, not the archive's."""
+    limits = UploadSettings(max_ingested_bytes=5_000_000)
+    settings = make_settings(tmp_path / "state", data_dir, uploads=limits)
+    with make_client(create_app(settings)) as client:
+        body = zip_bytes(files)
+        assert len(body) < 100_000
+        refused(client, settings, body, 413, "CONVLAB_DATASET_MAX_INGESTED_BYTES", size=512)
+        assert client.post("/datasets", params={"name": "ok", "size": 256}, content=body).status_code == 201
 
 
 def test_a_nested_archive_is_refused(client, settings, files):

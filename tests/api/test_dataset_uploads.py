@@ -153,3 +153,10 @@ def test_stored_bytes_per_caller_are_limited(tmp_path: Path, data_dir: Path, fil
         refused = upload(client, zip_bytes(dict(list(files.items())[:-1])), size=28)
         assert refused.status_code == 413 and "CONVLAB_DATASET_MAX_STORED_BYTES" in refused.json()["detail"]
         assert [d["versions"] for d in client.get("/datasets").json()] == [[1]]
+
+
+@pytest.mark.parametrize("name", ["Bad Name", "flowers/../x", "-lead", "UPPER", "a" * 64])
+def test_a_name_outside_the_rule_is_refused(client: TestClient, files: dict[str, bytes], name: str):
+    refused = upload(client, zip_bytes(dict(list(files.items())[:20])), name=name)
+    assert refused.status_code == 422 and "name" in refused.json()["detail"], refused.text
+    assert client.get("/datasets").json() == []

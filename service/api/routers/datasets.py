@@ -25,7 +25,8 @@ from service.storage.orm import DatasetVersion
 router = APIRouter(prefix="/datasets", tags=["datasets"], responses=auth_responses())
 READS = [Depends(DATASETS_READ)]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "description": "No such dataset."}}
-NamePath = Annotated[str, Path(pattern=UPLOADED_NAME.pattern, examples=["flowers"])]
+NAME_PATTERN = f"^{UPLOADED_NAME.pattern}$"  # anchored: a pattern alone is searched for, not matched whole
+NamePath = Annotated[str, Path(pattern=NAME_PATTERN, examples=["flowers"])]
 VersionPath = Annotated[int, Path(ge=1, le=999_999_999, examples=[1])]
 
 
@@ -83,7 +84,7 @@ async def upload_dataset(
     settings: SettingsDep,
     factory: SessionFactoryDep,
     response: Response,
-    name: Annotated[str, Query(pattern=UPLOADED_NAME.pattern, description="The dataset's name.", examples=["flowers"])],
+    name: Annotated[str, Query(pattern=NAME_PATTERN, description="The dataset's name.", examples=["flowers"])],
     size: Annotated[int, Query(ge=8, le=512, description="Side in pixels the images are stored at.")] = 32,
     val_fraction: Annotated[float, Query(gt=0, le=0.5, description="Held out per class when no split is given.")] = 0.2,
     seed: Annotated[int, Query(ge=0, le=2**32 - 1, description="Seed of that held-out split.")] = 0,
