@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from service.client import render
-from service.client.client import Client, ClientError
+from service.client.client import Client
+from service.client.http import ClientError
 from service.client.watch import watch
 from service.jobspec.paths import PathError, set_path
 from service.jobspec.status import JobStatus
