@@ -16,6 +16,7 @@ from pydantic import Field
 
 from service.api.wire.datasets import DatasetRead, DatasetSummary, DatasetVersionRead
 from service.client.http import ClientError, Connection
+from service.jobspec.spec import UPLOADED_NAME
 
 CHUNK_BYTES = 1 << 20  # what one read of the archive sends; the progress callback runs once per chunk
 UPLOAD_READ_SECONDS = 600.0  # the server ingests the whole archive before it answers
@@ -93,6 +94,8 @@ class DatasetCalls(Connection):
     ) -> DatasetPush:
         """Upload a folder (class folders, or train/ and val/ or test/ holding them) or a zip or tar of one as the
         next version of `name`; `progress(sent, total)` follows the upload. The same images again: that version."""
+        if UPLOADED_NAME.fullmatch(name) is None:  # checked here too: the server's pattern is not anchored
+            raise ClientError(422, f"name: {name!r} is not a dataset name (lowercase letters, digits, '_', '.', '-')")
         given = {"size": size, "val_fraction": val_fraction, "seed": seed}
         params: dict[str, Any] = {"name": name} | {key: value for key, value in given.items() if value is not None}
         with archive_of(Path(path)) as archive:
