@@ -97,7 +97,9 @@ def _add_datasets(
     actions.add_parser("ls", parents=[json_flag], help="list datasets, their versions and latest ref")
     show = actions.add_parser("show", parents=[json_flag], help="NAME: its versions; NAME@V: classes and counts")
     show.add_argument("ref", metavar="NAME[@V]")
-    show.add_argument("--samples", type=Path, metavar="OUT.png", help="write a grid of images per class")
+    show.add_argument(
+        "--samples", type=Path, metavar="OUT.png", help="write a grid of images per class (NAME alone: the latest)"
+    )
     rm = actions.add_parser("rm", parents=[json_flag], help="delete a version no job or sweep uses")
     rm.add_argument("ref", metavar="NAME@V")
 

@@ -92,6 +92,9 @@ def test_ls_show_samples_and_rm(server, folder, tmp_path):
     assert f"wrote {samples}" in detail.stdout
     with Image.open(samples) as grid:
         assert grid.format == "PNG"
+    again = tmp_path / "latest.png"
+    latest = convlab(server, "datasets", "show", "shown", "--samples", str(again), "--json")  # NAME: the latest
+    assert json.loads(latest.stdout)["ref"] == "shown@1" and again.read_bytes() == samples.read_bytes()
     removed = convlab(server, "datasets", "rm", "shown@1")
     assert (removed.returncode, removed.stdout) == (0, "deleted dataset shown@1\n")
     gone = convlab(server, "datasets", "show", "shown@1")
