@@ -5,6 +5,10 @@
         job = convlab.submit(architecture="bn_lenet", dataset="fashion_mnist", epochs=2)
         for event in convlab.events(job.id):        # reconnects with Last-Event-ID if the connection drops
             print(event.kind, event.data)
+        convlab.push_dataset("flowers/", name="flowers")  # class folders, packed into a zip and streamed
+        convlab.create_model("fashion")
+        convlab.register("fashion", job.id)                # the job's best checkpoint as version 1
+        convlab.move_alias("fashion", "prod", 1)
 
 Every failure raises `ClientError` with the HTTP status (None when the server could not be reached) and the
 server's `detail`.
@@ -17,11 +21,11 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
 
 import httpx
 from httpx_sse import SSEError, connect_sse
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter
 from typing_extensions import TypeIs
 
 from service.api.wire.architectures import ArchitectureRead, ArchitectureSummary
@@ -29,15 +33,15 @@ from service.api.wire.explain import ExplainMethod, ExplainResponse, explain_que
 from service.api.wire.history import CheckpointRead, HistoryRead
 from service.api.wire.jobs import JobCreate, JobPage, JobRead
 from service.api.wire.predict import PredictResponse
-from service.api.wire.registry import AliasMoveRead, ModelPredictResponse, ModelRead
-from service.api.wire.registry import VersionRead as ModelVersionRead
+from service.api.wire.registry import ModelPredictResponse
 from service.api.wire.system import HealthRead, VersionRead
-from service.errors import describe_validation_errors
+from service.client.datasets import DatasetCalls
+from service.client.http import ClientError, detail, validated
+from service.client.registry import RegistryCalls
 from service.jobspec.status import JobStatus
 from service.optlab import requests as rq
 from service.optlab import results as rs
 
-DEFAULT_URL = "http://127.0.0.1:8000"
 FINISHED = frozenset(s.value for s in JobStatus if s.finished)
 UNSTORED = frozenset({"progress", "deleted"})  # event kinds the server sends without an id
 RECONNECT_SECONDS = 60.0  # how long `events` keeps trying to reconnect before giving up
@@ -46,17 +50,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 PredictInput: TypeAlias = "str | os.PathLike[str] | bytes | np.ndarray"  # a file, its bytes, or a [H, W] array
-M = TypeVar("M", bound=BaseModel)
 Body: TypeAlias = Mapping[str, Any] | None  # a request's fields, besides or instead of its model
-
-
-class ClientError(Exception):
-    """A request that failed: `status` is the HTTP status (None: no answer), `detail` the server's reason."""
-
-    def __init__(self, status: int | None, detail: str) -> None:
-        super().__init__(f"{status}: {detail}" if status is not None else detail)
-        self.status = status
-        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -74,69 +68,16 @@ class Event:
         return self.kind == "deleted" or (self.kind == "status" and self.data.get("status") in FINISHED)
 
 
-def _validated(model: type[M], body: M | Mapping[str, Any] | None, fields: Mapping[str, Any]) -> M:
-    """`body` (a model or a mapping) updated with `fields`, validated here: a ClientError(422) naming the field."""
-    values = body.model_dump(exclude_unset=True) if isinstance(body, BaseModel) else dict(body or {})
-    try:
-        return model.model_validate({**values, **fields})
-    except ValidationError as exc:
-        raise ClientError(422, describe_validation_errors(exc.errors())) from None
-
-
-def _detail(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text.strip() or response.reason_phrase
-    detail = body.get("detail") if isinstance(body, dict) else None
-    return str(detail) if detail is not None else response.text
-
-
-class Client:
+class Client(RegistryCalls, DatasetCalls):
     """The convlab API at `url` (default: CONVLAB_URL, else http://127.0.0.1:8000), as `token`
-    (default: CONVLAB_TOKEN; none: no Authorization header)."""
-
-    def __init__(
-        self,
-        url: str | None = None,
-        token: str | None = None,
-        *,
-        timeout: float = 60.0,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        self.url = (url or os.environ.get("CONVLAB_URL") or DEFAULT_URL).rstrip("/")
-        token = token if token is not None else os.environ.get("CONVLAB_TOKEN")
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
-
-    def close(self) -> None:
-        """Close the connection pool."""
-        self._http.close()
-
-    def __enter__(self) -> "Client":
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """Send a request; ClientError with the status and `detail` unless it succeeded."""
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise ClientError(None, f"cannot reach convlab at {self.url}: {exc or type(exc).__name__}") from exc
-        if response.is_error:
-            raise ClientError(response.status_code, _detail(response))
-        return response
-
-    def _get(self, model: type[M], path: str, **kwargs: Any) -> M:
-        return model.model_validate(self.request("GET", path, **kwargs).json())
+    (default: CONVLAB_TOKEN; none: no Authorization header): jobs, predictions and the lab here, the model
+    registry (registry.py) and uploaded datasets (datasets.py) through the classes it is made of."""
 
     # jobs
 
     def submit(self, spec: JobCreate | Body = None, /, **fields: Any) -> JobRead:
         """Queue a job: `spec` and/or keyword fields of JobCreate (left-out fields get the book's recipe)."""
-        body = _validated(JobCreate, spec, fields)
+        body = validated(JobCreate, spec, fields)
         response = self.request("POST", "/jobs", json=body.model_dump(mode="json", exclude_unset=True))
         return JobRead.model_validate(response.json())
 
@@ -201,7 +142,7 @@ class Client:
         with connect_sse(self._http, "GET", f"/jobs/{job_id}/events", headers=headers, timeout=timeout) as source:
             if source.response.is_error:
                 source.response.read()
-                raise ClientError(source.response.status_code, _detail(source.response))
+                raise ClientError(source.response.status_code, detail(source.response))
             try:
                 for sse in source.iter_sse():
                     if not sse.data:  # a keep-alive or a `retry:` advice, no event
@@ -258,38 +199,6 @@ class Client:
         params = explain_query(**options) | {"format": "png"}
         return self.request("POST", f"/jobs/{job_id}/explain", params=params, **_inputs(images)).content
 
-    # the model registry (docs/api.md): thin calls, one per route
-
-    def create_model(self, name: str, *, description: str = "") -> ModelRead:
-        """A new, empty model named `name`."""
-        response = self.request("POST", "/models", json={"name": name, "description": description})
-        return ModelRead.model_validate(response.json())
-
-    def models(self) -> builtins.list[ModelRead]:
-        """Every model, with its aliases."""
-        return TypeAdapter(builtins.list[ModelRead]).validate_python(self.request("GET", "/models").json())
-
-    def model(self, name: str) -> ModelRead:
-        return self._get(ModelRead, f"/models/{name}")
-
-    def versions(self, name: str) -> builtins.list[ModelVersionRead]:
-        response = self.request("GET", f"/models/{name}/versions")
-        return TypeAdapter(builtins.list[ModelVersionRead]).validate_python(response.json())
-
-    def register(self, name: str, job_id: int, *, epoch: int | None = None) -> ModelVersionRead:
-        """A succeeded job's checkpoint (best, or of `epoch`) as the model's next version."""
-        body = {"job_id": job_id} | ({"epoch": epoch} if epoch is not None else {})
-        return ModelVersionRead.model_validate(self.request("POST", f"/models/{name}/versions", json=body).json())
-
-    def move_alias(self, name: str, alias: str, version: int) -> AliasMoveRead:
-        """Point `alias` at `version` (a promotion, or a rollback)."""
-        response = self.request("PUT", f"/models/{name}/aliases/{alias}", json={"version": version})
-        return AliasMoveRead.model_validate(response.json())
-
-    def alias_history(self, name: str, alias: str) -> builtins.list[AliasMoveRead]:
-        response = self.request("GET", f"/models/{name}/aliases/{alias}/history")
-        return TypeAdapter(builtins.list[AliasMoveRead]).validate_python(response.json())
-
     def predict_by_name(
         self, name: str, images: Sequence[PredictInput], *, alias: str | None = None, version: int | None = None
     ) -> ModelPredictResponse:
@@ -341,7 +250,7 @@ class Client:
         **fields: Any,
     ) -> bytes:
         """The trajectories drawn over the function's contours, as PNG or SVG bytes."""
-        body = _validated(rq.PlotRequest, request, fields).model_dump(mode="json", exclude_unset=True)
+        body = validated(rq.PlotRequest, request, fields).model_dump(mode="json", exclude_unset=True)
         return self.request("POST", "/trajectories/plot", params={"format": format}, json=body).content
 
     def grid(self, request: rq.GridRequest | Body = None, /, **fields: Any) -> rs.Grid1D | rs.Grid2D:
@@ -368,7 +277,7 @@ class Client:
         return cast(rs.Linreg, self._lab("/optimizers/linreg", rq.LinregRequest, request, fields))
 
     def _lab(self, path: str, model: type[BaseModel], request: Any, fields: Mapping[str, Any]) -> Any:
-        body = _validated(model, request, fields).model_dump(mode="json", exclude_unset=True)
+        body = validated(model, request, fields).model_dump(mode="json", exclude_unset=True)
         return self.request("POST", path, json=body).json()
 
 

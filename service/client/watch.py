@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.filesize import decimal
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
-from service.client.client import Client, ClientError, Event
+from service.client.client import Client, Event
+from service.client.http import ClientError
 from service.jobspec.status import JobStatus
 
 PLAIN_PROGRESS_SECONDS = 2.0  # plain output: at most one progress line this often

@@ -1,5 +1,5 @@
-"""The thin client: `import service.client` and the `convlab jobs|predict|lab` commands load neither torch nor
-SQLAlchemy (nor Optuna or onnxruntime), checked in fresh interpreters, the commands against a live server."""
+"""The thin client: `import service.client` and the `convlab jobs|predict|lab|datasets|models` commands load neither
+torch nor SQLAlchemy (nor Optuna or onnxruntime), checked in fresh interpreters, the commands against a live server."""
 
 import json
 import subprocess
@@ -35,12 +35,20 @@ def test_importing_the_client_and_the_command_line_loads_no_torch_and_no_databas
 def test_the_client_commands_against_a_live_server_load_no_torch_and_no_database(server: LiveServer, tmp_path: Path):
     image = tmp_path / "one.png"
     Image.new("L", (28, 28), color=128).save(image)
+    for label, shade in (("dark", 40), ("light", 220)):
+        (tmp_path / "folder" / label).mkdir(parents=True)
+        for i in range(3):
+            Image.new("L", (28, 28), color=shade + i).save(tmp_path / "folder" / label / f"{i}.png")
     commands = [
         ["jobs", "submit", "--arch", "bn_lenet", "--dataset", "synthetic", "--epochs", "1", "--json"],
         ["jobs", "ls", "--json"],
         ["jobs", "show", "1", "--json"],
         ["predict", "1", str(image), "--json"],  # answered (a checkpoint or a 409): the command ran through
         ["lab", "trajectory", "x**2", "--optimizer", "gd", "--x0", "1", "--steps", "3", "--json"],
+        ["datasets", "push", str(tmp_path / "folder"), "--name", "thin", "--json"],  # packed here, then streamed
+        ["datasets", "show", "thin@1", "--json"],
+        ["models", "create", "thin", "--json"],
+        ["models", "ls", "--json"],
     ]
     code = (
         "import os, sys\n"
@@ -51,6 +59,6 @@ def test_the_client_commands_against_a_live_server_load_no_torch_and_no_database
     env = {"CONVLAB_URL": server.url, "PATH": "/usr/bin:/bin"}
     heavy, out = _run(code, env=env)
     codes = next(line for line in out.splitlines() if line.startswith("CODES=")).removeprefix("CODES=").split(",")
-    assert codes[0] == codes[1] == codes[2] == codes[4] == "0", out
+    assert codes[:3] + codes[4:] == ["0"] * 8, out  # all but predict, whose answer depends on the job's timing
     assert '"id":1' in out.replace(" ", "")
     assert heavy == []
