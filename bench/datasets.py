@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/datasets.py [--colour-mb 100 500] [--colour-size 32] [--no-fashion] [--json PATH]
 
-Issue 24. One run on loopback; the archives lie in a temporary folder that is removed at the end (about 0.7 GB
-of disk, twice that while the server holds its received copy):
+Issue 24. One run on loopback; each archive lies in a temporary folder until its upload is done (about 1 GB of disk
+at most: the 500 MB archive and the server's received copy):
   1. Build the archives: the 60,000 Fashion-MNIST training images as PNGs in class folders (a deflated zip of the
      real data, read by `load_dataset` from CONVLAB_DATA_DIR, else ../shared/datasets; torchvision's own reader
      wants the .gz files unpacked, which the shared folder does not hold), and for each `--colour-mb` a stored
@@ -16,8 +16,9 @@ of disk, twice that while the server holds its received copy):
      the body had fully arrived (the size of the server's upload file, polled), the server's peak RSS (VmHWM
      after the answer, and the RSS of the process and its children polled every 20 ms), this client's own peak
      RSS during the upload, the stored size the answer reports, and the load average before and after.
-The default CONVLAB_DATASET_* limits admit all of these archives; none is raised.
-A table goes to stdout and everything to JSON (default bench/results/datasets.json).
+The default CONVLAB_DATASET_* limits admit all of these archives; none is raised. images/s is files divided by
+the upload + ingestion seconds. A table goes to stdout and everything to JSON (default bench/results/datasets.json).
+Results and what they mean: docs/benchmarks-datasets.md.
 """
 
 import argparse
