@@ -1,6 +1,6 @@
 """The `convlab` command line: serve the API with workers, run a worker, migrate the database, manage tokens.
 
-The client commands (`jobs`, `predict`, `lab`) are dispatched before anything of the server is imported, settings
+The client commands (`jobs`, `predict`, `lab`, `datasets`, `models`) are dispatched before anything of the server is imported, settings
 included, so that they answer quickly.
 """
 

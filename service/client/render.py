@@ -22,7 +22,8 @@ from service.api.wire.predict import PredictResponse
 from service.api.wire.registry import AliasMoveRead, ModelRead, VersionRead
 
 ImageFormat = Literal["png", "svg"]
-console = Console(highlight=False)
+# Piped output is read by programs: tables keep their whole cells (no terminal width to fit, no "…").
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 1000)
 errors = Console(stderr=True, highlight=False)
 PLAIN_PROGRESS_SECONDS = 2.0  # not a terminal: at most one upload line this often, and one at the end
 

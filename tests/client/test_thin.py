@@ -24,7 +24,7 @@ def _run(code: str, env: dict[str, str] | None = None) -> tuple[list[str], str]:
     )
     assert done.returncode == 0, done.stderr
     line = next(line for line in done.stdout.splitlines() if line.startswith("HEAVY="))
-    return json.loads(line.removeprefix("HEAVY=")), done.stdout
+    return json.loads(line.removeprefix("HEAVY=")), done.stdout + done.stderr
 
 
 def test_importing_the_client_and_the_command_line_loads_no_torch_and_no_database():

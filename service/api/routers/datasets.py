@@ -19,6 +19,7 @@ from service.ingest import Options, ingest_archive
 from service.ingest.samples import sample_grid
 from service.jobspec.spec import BUILTIN_DATASETS, UPLOADED_NAME
 from service.storage import datasets as store
+from service.storage.db import begin_write
 from service.storage.jobs import Owner
 from service.storage.orm import DatasetVersion
 
@@ -45,6 +46,7 @@ def _store(
     """Ingest the received archive and store it as the next version of `name` (or find it stored already)."""
     ingested = ingest_archive(upload.path, limits, options)
     with factory() as session:
+        begin_write(session)  # read, then write: SQLite would refuse the upgrade at once if a worker wrote between
         existing = store.find_content(session, name, ingested.sha256)
         if existing is not None:
             return existing, False
