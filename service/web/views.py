@@ -4,7 +4,7 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from PIL import Image
 
@@ -129,7 +129,7 @@ class DatasetView:
 
 def dataset_view(row: DatasetVersion) -> DatasetView:
     """The page's view of a stored version; the owner is its token's name, else the address it came from."""
-    facts = cast(dict[str, Any], row.facts)
+    facts = row.facts
     counts = facts["counts"]
     classes = [ClassCount(i, c, counts[c]["train"], counts[c]["test"]) for i, c in enumerate(facts["classes"])]
     return DatasetView(

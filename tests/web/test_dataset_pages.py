@@ -59,7 +59,7 @@ def test_dataset_page_shows_the_stored_facts(uploaded):
     assert "Dataset shirts@2" in page and stored["sha256"] in page
     facts = page[page.index('id="facts"') : page.index("</table>", page.index('id="facts"'))]
     assert f"{stored['stored_bytes']:,} B" in facts and "28×28 pixels" in facts
-    assert "%.4f" % stored["mean"][0] in facts and "%.4f" % stored["std"][0] in facts
+    assert f"{stored['mean'][0]:.4f}" in facts and f"{stored['std'][0]:.4f}" in facts
     assert stored["split"] in facts and stored["owner"] in facts
     assert stored["created_at"][:10] in facts
 
