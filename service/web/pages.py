@@ -86,6 +86,7 @@ def job_page(request: Request, job: JobDep, session: SessionDep) -> HTMLResponse
         "job.html",
         job=job,
         row=views.job_row(job),
+        dataset_path=views.dataset_page_path(str(job.spec["dataset"])),
         spec=flatten(job.spec),
         checkpoints=[(c, c.id == best) for c in kept],
         events=events,

@@ -110,6 +110,8 @@ def test_a_job_can_train_on_the_formed_choice(uploaded):
     assert job.json()["spec"]["dataset"] == "shirts@2"
     page = uploaded.get("/ui/datasets/shirts/versions/2", headers=HTML).text
     assert f"job {job.json()['id']}" in page  # used by
+    job_page = uploaded.get(f"/ui/jobs/{job.json()['id']}", headers=HTML).text
+    assert 'on <a href="/ui/datasets/shirts/versions/2">shirts@2</a></h1>' in job_page
 
 
 @pytest.fixture

@@ -66,6 +66,7 @@ def test_new_job_form_carries_the_book_presets_and_labels_every_input(client):
 def test_job_page_shows_the_spec_and_follows_from_the_last_event(queued):
     page = queued.get("/ui/jobs/1", headers=HTML).text
     assert "fashion_mnist" in page and "optimizer.lr" in page
+    assert "bn_lenet on fashion_mnist</h1>" in page  # a built-in dataset has no page to link
     assert 'data-last-event-id="1"' in page
     assert queued.get("/ui/jobs/99", headers=HTML).status_code == 404
 
