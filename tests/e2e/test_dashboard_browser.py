@@ -291,6 +291,33 @@ def test_the_form_starts_a_job_from_a_finished_one(trained_by_form, browser, liv
     page.close()
 
 
+def test_the_form_starts_a_job_from_a_registered_model_and_names_a_bad_one(trained_by_form, browser, live_server):
+    _, job_id, _, _ = trained_by_form
+    _register(live_server, job_id, "base")
+    assert httpx.put(f"{live_server.url}/models/base/aliases/prod", json={"version": 1}, timeout=30).is_success
+    context, watched = browser
+    page = context.new_page()
+    page.goto(f"{live_server.url}/ui/jobs/new")
+    page.select_option("#f-architecture", "bn_lenet")
+    page.fill("#f-epochs", "1")
+    page.select_option("#f-init_from\\.source", "model")
+    assert page.is_hidden("#f-init_from\\.job") and page.is_visible("#f-init_from\\.model")
+    page.fill("#f-init_from\\.model", "nothing")
+    page.click("#submit-job")
+    page.wait_for_selector("#e-init_from\\.model:not([hidden])")
+    assert "nothing" in page.inner_text("#e-init_from\\.model")
+    assert watched.take_errors(allowed=("status of 422",)) == []
+    page.fill("#f-init_from\\.model", "base")  # no alias given: prod, which points at version 1 (epoch 1)
+    page.click("#submit-job")
+    page.wait_for_url(re.compile(r".*/ui/jobs/\d+$"))
+    tuned = int(page.url.rsplit("/", 1)[1])
+    httpx.post(f"{live_server.url}/jobs/{tuned}/cancel", timeout=30)
+    source = httpx.get(f"{live_server.url}/jobs/{tuned}").json()["spec"]["init_from"]
+    assert (source["model"], source["job"], source["epoch"], source["freeze"]) == ("base", job_id, 1, False)
+    assert watched.take_errors() == []
+    page.close()
+
+
 def test_a_dataset_page_shows_its_sample_grid_and_trains_from_the_form(browser, live_server, data_dir: Path):
     archive = zip_bytes(fashion_files(data_dir, train=60))
     uploaded = httpx.post(

@@ -55,13 +55,21 @@
     convlab.showError(document.getElementById("form-error"), "");
   }
 
+  // "init_from: init_from.model: ..." (admission wraps the source's own message): the innermost field with a slot.
+  function narrow(name, message) {
+    const at = message.indexOf(": ");
+    const inner = at > 0 ? message.slice(0, at) : "";
+    if (!inner.startsWith(name + ".") || !document.getElementById("e-" + inner)) return [name, message];
+    return narrow(inner, message.slice(at + 2));
+  }
+
   // The API names each bad field: structured `errors` (loc) for schema errors, "field: message" parts otherwise.
   function showErrors(data) {
     const problems = (data.errors || []).map((e) => [e.loc.filter((p) => p !== "body").join("."), e.msg]);
     if (!problems.length) {
       for (const part of String(data.detail || "").split("; ")) {
         const at = part.indexOf(": ");
-        problems.push(at > 0 ? [part.slice(0, at), part.slice(at + 2)] : ["", part]);
+        problems.push(at > 0 ? narrow(part.slice(0, at), part.slice(at + 2)) : ["", part]);
       }
     }
     const general = [];
