@@ -1,4 +1,5 @@
-"""The dashboard: server-rendered pages over the JSON API (jobs, a job live, compare, the lab, architectures).
+"""The dashboard: server-rendered pages over the JSON API (jobs, a job live, compare, the lab, architectures,
+uploaded datasets, the model registry).
 
 Pages are plain HTML tables that read without JavaScript; the vendored htmx refreshes the job list and small
 scripts in service/static/web draw the charts and call the JSON API with the browser's session cookie.

@@ -44,3 +44,5 @@ async def redirect_to_sign_in(request: Request, exc: Exception) -> Response:
 PAGE_JOBS_READ = PageScope(Scope.jobs_read)
 PAGE_JOBS_WRITE = PageScope(Scope.jobs_write)
 PAGE_LAB = PageScope(Scope.lab)
+PAGE_DATASETS_READ = PageScope(Scope.datasets_read)
+PAGE_MODELS_READ = PageScope(Scope.models_read)

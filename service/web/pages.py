@@ -1,4 +1,7 @@
-"""The dashboard's pages: each reads through the storage layer and renders a template (tables work without JS)."""
+"""The dashboard's pages: each reads through the storage layer and renders a template (tables work without JS).
+
+Pages: jobs, a new job, a job, compare, the lab, architectures, uploaded datasets and the model registry.
+"""
 
 import math
 from typing import Annotated, Any
@@ -6,14 +9,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from service.access import Principal, Scope
 from service.api.plumbing.deps import JobDep, SessionDep, SettingsDep
 from service.jobspec.paths import diff, flatten
+from service.jobspec.spec import BUILTIN_DATASETS, UPLOADED_NAME
 from service.jobspec.status import JobStatus
-from service.storage import jobs
+from service.storage import datasets, jobs, registry
 from service.sweeps.compare import load_compared, parse_job_ids
 from service.training.architectures import catalogue, layer_table
 from service.web import views
-from service.web.access import PAGE_JOBS_READ, PAGE_JOBS_WRITE, PAGE_LAB
+from service.web.access import PAGE_DATASETS_READ, PAGE_JOBS_READ, PAGE_JOBS_WRITE, PAGE_LAB, PAGE_MODELS_READ
 from service.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -21,6 +26,10 @@ PAGE_SIZE = 20
 MAX_TEST_INDEX = 59_999
 Status = Annotated[JobStatus | None, Query()]
 PageNumber = Annotated[int, Query(ge=1, le=10**9)]
+DatasetName = Annotated[str, Path(pattern=f"^{UPLOADED_NAME.pattern}$")]
+DatasetVersionNumber = Annotated[int, Path(ge=1, le=999_999_999)]
+ModelName = Annotated[str, Path(max_length=64)]
+JobWriter = Annotated[Principal, Depends(PAGE_JOBS_WRITE)]
 
 
 def _jobs_context(session: SessionDep, status: JobStatus | None, page: int) -> dict[str, Any]:
@@ -49,11 +58,22 @@ def job_rows(request: Request, session: SessionDep, status: Status = None, page:
     return render(request, "_job_table.html", **_jobs_context(session, status, page))
 
 
-@router.get("/ui/jobs/new", dependencies=[Depends(PAGE_JOBS_WRITE)])
-def new_job_page(request: Request) -> HTMLResponse:
-    """The form that queues a job, with the book's recipe per architecture."""
+@router.get("/ui/jobs/new")
+def new_job_page(request: Request, session: SessionDep, principal: JobWriter) -> HTMLResponse:
+    """The form that queues a job, with the book's recipe per architecture; the uploaded datasets and registered
+    models to start from are offered to a caller who may read them."""
     presets = views.book_presets()
-    return render(request, "new_job.html", presets=presets, architectures=list(presets))
+    uploaded = views.dataset_choices(datasets.list_versions(session)) if principal.allows(Scope.datasets_read) else []
+    models = [m.name for m in registry.list_models(session)] if principal.allows(Scope.models_read) else []
+    return render(
+        request,
+        "new_job.html",
+        presets=presets,
+        architectures=list(presets),
+        builtin=BUILTIN_DATASETS,
+        uploaded=uploaded,
+        models=models,
+    )
 
 
 @router.get("/ui/jobs/{job_id}", dependencies=[Depends(PAGE_JOBS_READ)])
@@ -66,6 +86,7 @@ def job_page(request: Request, job: JobDep, session: SessionDep) -> HTMLResponse
         "job.html",
         job=job,
         row=views.job_row(job),
+        dataset_path=views.dataset_page_path(str(job.spec["dataset"])),
         spec=flatten(job.spec),
         checkpoints=[(c, c.id == best) for c in kept],
         events=events,
@@ -112,3 +133,49 @@ def architectures_page(
     chosen = name or archs[0].name
     table = layer_table(chosen, input_size=input_size, in_channels=1)
     return render(request, "architectures.html", archs=archs, chosen=chosen, table=table)
+
+
+@router.get("/ui/datasets", dependencies=[Depends(PAGE_DATASETS_READ)])
+def datasets_page(request: Request, session: SessionDep) -> HTMLResponse:
+    """Uploaded datasets: every version with its classes, image counts, size and owner."""
+    rows = [views.dataset_view(row) for row in datasets.list_versions(session)]
+    return render(request, "datasets.html", rows=rows)
+
+
+@router.get("/ui/datasets/{name}/versions/{version}", dependencies=[Depends(PAGE_DATASETS_READ)])
+def dataset_page(
+    request: Request, session: SessionDep, name: DatasetName, version: DatasetVersionNumber
+) -> HTMLResponse:
+    """One version of an uploaded dataset: its facts, counts per class and split, sample grid, and who uses it."""
+    row = datasets.get_version(session, name, version)  # NotFound: 404
+    siblings = [r.version for r in datasets.list_versions(session, name)]
+    used_by = datasets.users(session, row)
+    return render(request, "dataset.html", d=views.dataset_view(row), versions=siblings, used_by=used_by)
+
+
+@router.get("/ui/models", dependencies=[Depends(PAGE_MODELS_READ)])
+def models_page(request: Request, session: SessionDep) -> HTMLResponse:
+    """Registered models: description, how many versions, the latest, and where each alias points."""
+    found = [
+        (m, registry.list_versions(session, m), registry.list_aliases(session, m))
+        for m in registry.list_models(session)
+    ]
+    return render(request, "models.html", models=found)
+
+
+@router.get("/ui/models/{name}", dependencies=[Depends(PAGE_MODELS_READ)])
+def model_page(request: Request, session: SessionDep, name: ModelName) -> HTMLResponse:
+    """One model: its versions with their metrics, its aliases with every move, and the promote form."""
+    model = registry.get_model(session, name)  # NotFound: 404
+    aliases = registry.list_aliases(session, model)
+    versions = [views.version_row(v, aliases) for v in registry.list_versions(session, model)]
+    history = {alias: registry.alias_history(session, model, alias) for alias in aliases}
+    return render(
+        request,
+        "model.html",
+        model=model,
+        versions=versions,
+        aliases=aliases,
+        history=history,
+        alias_choices=views.alias_choices(aliases),
+    )

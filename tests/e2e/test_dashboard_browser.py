@@ -1,5 +1,6 @@
 """The dashboard in a real browser against a live `convlab serve` (one worker): submit a job through the form,
-watch its loss chart grow while it trains, predict from an uploaded image, compare two runs, run the lab.
+watch its loss chart grow while it trains, predict from an uploaded image, compare two runs, run the lab, promote a
+registered model's alias, fine-tune from the form, and read an uploaded dataset's page.
 
 No console errors, and no request leaves 127.0.0.1 (tests/e2e/browser.py). Screenshots go to build/screenshots.
 """
@@ -13,6 +14,7 @@ import pytest
 from PIL import Image
 
 from service.training.datasets import load_dataset
+from tests.api.archives import fashion_files, zip_bytes
 from tests.e2e.browser import CHROMIUM, SKIP_REASON, browser_context, screenshot, wait_until
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=SKIP_REASON)
@@ -202,5 +204,135 @@ def test_jobs_page_lists_and_architectures_page_tabulates(trained_by_form, brows
     page.goto(f"{live_server.url}/ui/architectures?name=resnet18&input_size=96")
     assert page.locator("#layers tbody tr").count() > 3
     screenshot(page, "architectures")
+    assert watched.take_errors() == []
+    page.close()
+
+
+def test_an_ended_job_ticks_whole_epochs_and_shows_no_eta(trained_by_form, browser, live_server):
+    """Followed live to its end, and read afresh: the per-epoch charts tick 1, 2 (never 1.2, 1.4) and no ETA."""
+    page, job_id, _, _ = trained_by_form
+    fresh = browser[0].new_page()
+    fresh.goto(f"{live_server.url}/ui/jobs/{job_id}")
+    for shown in (page, fresh):
+        wait_until(shown, "document.querySelector('#chart-epoch-acc').dataset.points === '2'")
+        assert shown.inner_text("#eta") == "-"
+        for chart in ("#chart-epoch-acc", "#chart-epoch-loss"):
+            ticks = [float(t) for t in shown.get_attribute(chart, "data-x-ticks").split(",") if t]
+            assert ticks and all(t == int(t) for t in ticks), (chart, ticks)
+            assert {1.0, 2.0} <= set(ticks), (chart, ticks)
+    fresh.close()
+    assert browser[1].take_errors() == []
+
+
+def _register(live_server, job_id: int, name: str) -> None:
+    """Model `name` with versions 1 and 2: the job's checkpoints of epochs 1 and 2 (each exported to ONNX now)."""
+    assert httpx.post(f"{live_server.url}/models", json={"name": name}, timeout=60).status_code == 201
+    for epoch in (1, 2):
+        body = {"job_id": job_id, "epoch": epoch}
+        created = httpx.post(f"{live_server.url}/models/{name}/versions", json=body, timeout=120)
+        assert created.status_code == 201, created.text
+
+
+def _promote(page, alias: str, version: int) -> None:
+    page.fill("#promote-alias", alias)
+    page.select_option("#promote-version", str(version))
+    with page.expect_navigation():  # the page reads itself again after the move
+        page.click("#promote-button")
+
+
+def _moves(page, alias: str) -> list[list[str]]:
+    rows = page.locator(f"#history-{alias} tbody tr")
+    return [row.locator("td").all_inner_texts()[1:] for row in rows.all()]
+
+
+def test_the_promote_button_moves_an_alias_and_its_history_shows_the_move(trained_by_form, browser, live_server):
+    _, job_id, _, _ = trained_by_form
+    _register(live_server, job_id, "fashion")
+    context, watched = browser
+    page = context.new_page()
+    page.goto(f"{live_server.url}/ui/models")
+    page.click("#models a[href='/ui/models/fashion']")
+    page.wait_for_selector("#promote")
+    assert page.locator("#versions tbody tr").count() == 2
+    _promote(page, "staging", 2)
+    assert _moves(page, "staging") == [["-", "(created)", "v2"]]
+    _promote(page, "staging", 1)
+    assert _moves(page, "staging") == [["-", "(created)", "v2"], ["-", "v2", "v1"]]
+    stored = httpx.get(f"{live_server.url}/models/fashion/aliases/staging/history").json()
+    assert [(m["from_version"], m["to_version"]) for m in stored] == [(None, 2), (2, 1)]
+    assert "staging" in page.locator("#versions tbody tr[data-version='1']").inner_text()
+    screenshot(page, "model")
+    page.fill("#promote-alias", "9-not-an-alias")  # the API refuses it; the page says why
+    page.click("#promote-button")
+    page.wait_for_selector("#promote-error:not([hidden])")
+    assert "alias" in page.inner_text("#promote-error")
+    assert watched.take_errors(allowed=("status of 422",)) == []
+    page.close()
+
+
+def test_the_form_starts_a_job_from_a_finished_one(trained_by_form, browser, live_server):
+    _, job_id, _, _ = trained_by_form
+    context, watched = browser
+    page = context.new_page()
+    page.goto(f"{live_server.url}/ui/jobs/new")
+    page.select_option("#f-architecture", "bn_lenet")
+    page.fill("#f-epochs", "1")
+    page.fill("#f-train_subset", "512")
+    page.select_option("#f-init_from\\.source", "job")
+    page.fill("#f-init_from\\.job", str(job_id))
+    page.check("#f-init_from\\.freeze")
+    page.click("#submit-job")
+    page.wait_for_url(re.compile(r".*/ui/jobs/\d+$"))
+    tuned = int(page.url.rsplit("/", 1)[1])
+    httpx.post(f"{live_server.url}/jobs/{tuned}/cancel", timeout=30)  # only its admission is under test
+    source = httpx.get(f"{live_server.url}/jobs/{tuned}").json()["spec"]["init_from"]
+    assert (source["job"], source["freeze"]) == (job_id, True) and source["epoch"] in (1, 2)  # best, pinned
+    assert watched.take_errors() == []
+    page.close()
+
+
+def test_the_form_starts_a_job_from_a_registered_model_and_names_a_bad_one(trained_by_form, browser, live_server):
+    _, job_id, _, _ = trained_by_form
+    _register(live_server, job_id, "base")
+    assert httpx.put(f"{live_server.url}/models/base/aliases/prod", json={"version": 1}, timeout=30).is_success
+    context, watched = browser
+    page = context.new_page()
+    page.goto(f"{live_server.url}/ui/jobs/new")
+    page.select_option("#f-architecture", "bn_lenet")
+    page.fill("#f-epochs", "1")
+    page.select_option("#f-init_from\\.source", "model")
+    assert page.is_hidden("#f-init_from\\.job") and page.is_visible("#f-init_from\\.model")
+    page.fill("#f-init_from\\.model", "nothing")
+    page.click("#submit-job")
+    page.wait_for_selector("#e-init_from\\.model:not([hidden])")
+    assert "nothing" in page.inner_text("#e-init_from\\.model")
+    assert watched.take_errors(allowed=("status of 422",)) == []
+    page.fill("#f-init_from\\.model", "base")  # no alias given: prod, which points at version 1 (epoch 1)
+    page.click("#submit-job")
+    page.wait_for_url(re.compile(r".*/ui/jobs/\d+$"))
+    tuned = int(page.url.rsplit("/", 1)[1])
+    httpx.post(f"{live_server.url}/jobs/{tuned}/cancel", timeout=30)
+    source = httpx.get(f"{live_server.url}/jobs/{tuned}").json()["spec"]["init_from"]
+    assert (source["model"], source["job"], source["epoch"], source["freeze"]) == ("base", job_id, 1, False)
+    assert watched.take_errors() == []
+    page.close()
+
+
+def test_a_dataset_page_shows_its_sample_grid_and_trains_from_the_form(browser, live_server, data_dir: Path):
+    archive = zip_bytes(fashion_files(data_dir, train=60))
+    uploaded = httpx.post(
+        f"{live_server.url}/datasets", params={"name": "shirts", "size": 28}, content=archive, timeout=60
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    context, watched = browser
+    page = context.new_page()
+    page.goto(f"{live_server.url}/ui/datasets")
+    page.click("text=shirts@1")
+    wait_until(page, "document.getElementById('samples').naturalWidth > 0")
+    assert page.locator("#counts tbody tr").count() == len(uploaded.json()["classes"])
+    screenshot(page, "dataset")
+    page.click("text=Train on it")
+    page.wait_for_url(re.compile(r".*/ui/jobs/new\?dataset=.*"))
+    assert page.input_value("#f-dataset") == "shirts@1"
     assert watched.take_errors() == []
     page.close()

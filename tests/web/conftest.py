@@ -1,5 +1,5 @@
-"""Fixtures for the dashboard tests: the HTTP API tests' apps (auth off) and clients."""
+"""Fixtures for the dashboard tests: the HTTP API tests' apps (auth off) and clients, and the really trained job."""
 
-from tests.api.conftest import client, settings
+from tests.api.conftest import client, settings, trained_settings
 
-__all__ = ["client", "settings"]
+__all__ = ["client", "settings", "trained_settings"]

@@ -6,6 +6,9 @@ import re
 import pytest
 from PIL import Image
 
+from service.jobspec.spec import InitFrom
+from service.jobspec.status import JobStatus
+from service.storage.orm import Job
 from service.web.templating import CONTENT_SECURITY_POLICY
 from tests.api.conftest import SMALL_JOB
 
@@ -63,6 +66,7 @@ def test_new_job_form_carries_the_book_presets_and_labels_every_input(client):
 def test_job_page_shows_the_spec_and_follows_from_the_last_event(queued):
     page = queued.get("/ui/jobs/1", headers=HTML).text
     assert "fashion_mnist" in page and "optimizer.lr" in page
+    assert "bn_lenet on fashion_mnist</h1>" in page  # a built-in dataset has no page to link
     assert 'data-last-event-id="1"' in page
     assert queued.get("/ui/jobs/99", headers=HTML).status_code == 404
 
@@ -88,7 +92,8 @@ def test_architectures_page_gives_the_layer_table_for_an_input_size(client):
 
 
 def test_pages_run_no_inline_script_and_keep_to_this_server(queued):
-    for path in ("/", "/ui/jobs/new", "/ui/jobs/1", "/ui/compare?jobs=1,2", "/ui/lab", "/ui/architectures"):
+    paths = ("/", "/ui/jobs/new", "/ui/jobs/1", "/ui/compare?jobs=1,2", "/ui/lab", "/ui/architectures")
+    for path in (*paths, "/ui/datasets", "/ui/models"):
         page = queued.get(path, headers=HTML)
         assert page.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY, path
         assert page.headers["Referrer-Policy"] == "same-origin", path  # so the browser sends its Origin
@@ -103,3 +108,40 @@ def test_the_predict_box_can_fetch_a_test_image_of_the_jobs_dataset(queued):
     assert Image.open(io.BytesIO(response.content)).size == (28, 28)
     missing = queued.get("/ui/jobs/1/samples/10000.png")  # Fashion-MNIST has 10,000 test images
     assert missing.status_code == 404 and "10000 test images" in missing.json()["detail"]
+
+
+def _set_job(client, job_id: int, **fields) -> None:
+    with client.app.state.session_factory() as session:
+        job = session.get(Job, job_id)
+        for name, value in fields.items():
+            setattr(job, name, value)
+        session.commit()
+
+
+def _eta(page: str) -> str:
+    found = re.search(r'<span id="eta">([^<]*)</span>', page)
+    assert found is not None
+    return found[1]
+
+
+def test_job_page_shows_an_eta_only_while_the_job_runs(queued):
+    _set_job(queued, 1, status=JobStatus.running, eta_seconds=42.4)
+    assert _eta(queued.get("/ui/jobs/1", headers=HTML).text) == "42 s"
+    for ended in (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled):
+        _set_job(queued, 1, status=ended)  # the last estimate is still stored
+        assert _eta(queued.get("/ui/jobs/1", headers=HTML).text) == "-", ended
+
+
+def test_the_nav_links_every_page(client):
+    nav = client.get("/", headers=HTML).text.split('<nav aria-label="Main">')[1].split("</nav>")[0]
+    links = re.findall(r'<a href="([^"]+)"', nav)
+    assert {"/ui/jobs/new", "/ui/compare", "/ui/lab", "/ui/datasets", "/ui/models", "/ui/architectures"} <= set(links)
+
+
+def test_new_job_form_has_the_init_from_fields_of_job_request(client):
+    page = client.get("/ui/jobs/new", headers=HTML).text
+    fieldset = page[page.index('<fieldset id="init-from">') : page.index("</fieldset>")]
+    names = set(re.findall(r'name="init_from\.(\w+)"', fieldset))
+    assert names == {"job", "epoch", "model", "alias", "version", "freeze"}
+    assert names <= set(InitFrom.model_fields)  # what the form sends is what the API takes
+    assert 'id="f-init_from.epoch" name="init_from.epoch" value="best"' in fieldset

@@ -10,13 +10,37 @@ window.charts = (function () {
     return `rgba(${n >> 16}, ${(n >> 8) & 255}, ${n & 255}, ${alpha})`;
   }
 
-  // series: [{label, stroke, width, points: true|false}]; returns {plot, set(data)} where data is uPlot's table.
-  function line(element, xLabel, yLabel, series) {
+  const NUMBER = new Intl.NumberFormat(); // what uPlot writes on a numeric axis by default
+  const WHOLE_INCREMENTS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000];
+
+  // The x axis; its tick values are kept in the element's data-x-ticks. With `whole`, ticks fall on whole numbers
+  // only (epochs: 1, 2, 3, not 1.2, 1.4) and the scale spans whole numbers, one either side of a lone point.
+  function xAxis(element, label, whole) {
+    const axis = {
+      label,
+      values: (u, splits) => {
+        element.dataset.xTicks = splits.join(",");
+        return splits.map((v) => (v === null ? "" : NUMBER.format(v)));
+      },
+    };
+    if (whole) axis.incrs = WHOLE_INCREMENTS;
+    return axis;
+  }
+
+  function wholeRange(u, min, max) {
+    if (min === null || max === null) return [0, 1];
+    return min === max ? [min - 1, max + 1] : [Math.floor(min), Math.ceil(max)];
+  }
+
+  // series: [{label, stroke, width, points: true|false}]; options: {wholeX: true} for an axis of whole numbers.
+  // Returns {plot, set(data)} where data is uPlot's table.
+  function line(element, xLabel, yLabel, series, options) {
+    const whole = Boolean(options && options.wholeX);
     const opts = {
       width: Math.max(element.clientWidth, 280),
       height: 240,
-      scales: { x: { time: false } },
-      axes: [{ label: xLabel }, { label: yLabel }],
+      scales: { x: whole ? { time: false, range: wholeRange } : { time: false } },
+      axes: [xAxis(element, xLabel, whole), { label: yLabel }],
       series: [{ label: xLabel }].concat(series.map((s, i) => {
         const one = {
           label: s.label,

@@ -10,10 +10,11 @@
   let refreshing = null;
 
   const stepChart = charts.line(document.getElementById("chart-steps"), "step", "loss", [{ label: "train loss" }]);
+  const byEpoch = { wholeX: true }; // whole epochs on the x axis
   const lossChart = charts.line(document.getElementById("chart-epoch-loss"), "epoch", "loss", [
-    { label: "train", points: true }, { label: "test", points: true }]);
+    { label: "train", points: true }, { label: "test", points: true }], byEpoch);
   const accChart = charts.line(document.getElementById("chart-epoch-acc"), "epoch", "accuracy", [
-    { label: "train", points: true }, { label: "test", points: true }]);
+    { label: "train", points: true }, { label: "test", points: true }], byEpoch);
 
   function drawEpochs() {
     const rows = [...epochs.values()].sort((a, b) => a.epoch - b.epoch);
@@ -62,6 +63,8 @@
     }));
   }
 
+  const ended = (status) => FINAL.includes(status) || status === "deleted";
+
   function setStatus(status) {
     const badge = document.getElementById("status");
     badge.textContent = status;
@@ -70,6 +73,7 @@
     const active = !FINAL.includes(status);
     document.getElementById("cancel-job").hidden = !active;
     document.getElementById("delete-job").hidden = active;
+    if (ended(status)) document.getElementById("eta").textContent = "-"; // an ended job has no ETA
   }
 
   function logEvent(event, kind) {
@@ -89,7 +93,8 @@
     document.getElementById("total-epochs").textContent = p.total_epochs || "?";
     document.getElementById("step").textContent = p.step;
     document.getElementById("total-steps").textContent = p.total_steps || "?";
-    document.getElementById("eta").textContent = convlab.seconds(p.eta_seconds);
+    // A progress event that arrives after the final status (a replay) must not bring an ETA back.
+    document.getElementById("eta").textContent = ended(root.dataset.status) ? "-" : convlab.seconds(p.eta_seconds);
     if (p.total_steps) document.getElementById("progress").value = p.step / p.total_steps;
   }
 
