@@ -32,8 +32,8 @@ def pin_init(session: Session, request: JobRequest) -> tuple[JobRequest, bytes |
     source = request.init_from
     if source is None:
         return request, None
+    source = _model_source(session, source)  # its errors name init_from.model
     try:
-        source = _model_source(session, source)
         assert source.job is not None  # _model_source set it
         job = jobs.get_job(session, source.job)
         if job.status is not JobStatus.succeeded:
