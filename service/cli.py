@@ -1,7 +1,7 @@
 """The `convlab` command line: serve the API with workers, run a worker, migrate the database, manage tokens.
 
-The client commands (`jobs`, `predict`, `lab`, `datasets`, `models`) are dispatched before anything of the server is imported, settings
-included, so that they answer quickly.
+The client commands (`jobs`, `predict`, `lab`, `datasets`, `models`) are dispatched before anything of the server
+is imported, settings included, so that they answer quickly.
 """
 
 from __future__ import annotations
