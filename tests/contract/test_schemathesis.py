@@ -80,10 +80,16 @@ def test_the_live_service_keeps_its_openapi_contract(tmp_path: Path, data_dir: P
     finally:
         stop(server)
     report = result.stdout + result.stderr
-    assert result.returncode == 0, report[-6000:]
+    assert result.returncode == 0, _failures(report)
     assert re.search(rf"Tested: {operations}\b", report), f"not every one of the {operations} operations ran"
     for phase in ("Examples", "Coverage", "Fuzzing", "Stateful"):
         assert re.search(rf"✅ {phase}\b", report), f"phase {phase} did not run and pass"
     server_log = log.read_text()
     if "unhandled error" in server_log or "Exception in ASGI application" in server_log:
         pytest.fail(f"the server logged an unhandled error:\n{server_log[-4000:]}")
+
+
+def _failures(report: str) -> str:
+    """The report's FAILURES and ERRORS sections (each request, its answer and a curl line) and its summary."""
+    sections = [report[m.start() : m.start() + 5000] for m in re.finditer(r"=+ (FAILURES|ERRORS) =+", report)]
+    return "\n".join([*sections, report[-2500:]])
