@@ -174,7 +174,7 @@ class UploadSettings(Group):
     max_pixels: int = Field(4096 * 4096, ge=1, description="Largest image (width x height), checked before decoding.")
     max_classes: int = Field(1000, ge=2, description="Most classes of one dataset.")
     max_ingested_bytes: int = Field(
-        1024**3, ge=1, description="Largest ingested dataset (images x channels x size^2), checked while reading."
+        256 * 1024**2, ge=1, description="Largest ingested dataset (images x channels x size^2), checked while reading."
     )
     max_stored_bytes: int = Field(
         4 * 1024**3, ge=1, description="Bytes of ingested datasets one token (or address) may store (413 past it)."
