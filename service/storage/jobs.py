@@ -212,26 +212,34 @@ def list_checkpoints(session: Session, job_id: int) -> list[Checkpoint]:
 
 def kept_checkpoints(session: Session, job_id: int) -> tuple[list[Checkpoint], int | None]:
     """The checkpoints kept for a job (see `list_checkpoints`) and the best one's id; NotFound if no such job."""
-    get_job(session, job_id)
+    job = get_job(session, job_id)
     kept = list_checkpoints(session, job_id)
-    return kept, best_checkpoint_id(kept)
+    return kept, best_checkpoint_id(kept, metric=job.best_metric)
 
 
 def get_checkpoint(session: Session, job_id: int, *, epoch: int | None = None) -> Checkpoint:
-    """A checkpoint with its bytes, chosen by `select_checkpoint`; NotFound if there is no such job."""
-    get_job(session, job_id)
-    chosen = select_checkpoint(list_checkpoints(session, job_id), job_id, epoch)
+    """A checkpoint with its bytes, chosen by `choose_checkpoint`; NotFound if there is no such job."""
+    chosen = choose_checkpoint(session, job_id, epoch)
     query = select(Checkpoint).options(undefer(Checkpoint.data)).where(Checkpoint.id == chosen.id)
     return session.scalars(query).one()
 
 
-def select_checkpoint(kept: list[Checkpoint], job_id: int, epoch: int | None) -> Checkpoint:
-    """The best checkpoint (epoch None), or the one that ended `epoch`, from `kept` in step order.
+def choose_checkpoint(session: Session, job_id: int, epoch: int | None) -> Checkpoint:
+    """The job's best checkpoint (epoch None) or the one that ended `epoch`, without its bytes: see
+    `select_checkpoint`; NotFound if there is no such job."""
+    job = get_job(session, job_id)
+    return select_checkpoint(list_checkpoints(session, job_id), job_id, epoch, metric=job.best_metric)
+
+
+def select_checkpoint(
+    kept: list[Checkpoint], job_id: int, epoch: int | None, *, metric: str = "test_acc"
+) -> Checkpoint:
+    """The best checkpoint by `metric` (epoch None), or the one that ended `epoch`, from `kept` in step order.
 
     Conflict if the job has no checkpoint yet, NotFound if none was kept for `epoch`.
     """
     if epoch is None:
-        best = best_checkpoint_id(kept)
+        best = best_checkpoint_id(kept, metric=metric)
         if best is None:
             raise Conflict(f"job {job_id} has no checkpoint yet; wait for its first epoch to finish")
         return next(c for c in kept if c.id == best)
@@ -250,13 +258,15 @@ def read_checkpoint_data(factory: sessionmaker[Session], checkpoint_id: int) -> 
         return row.data if row is not None else None
 
 
-def best_checkpoint_id(checkpoints: list[Checkpoint]) -> int | None:
-    """The id of the checkpoint with the highest test accuracy (latest wins ties; latest if none has any)."""
+def best_checkpoint_id(checkpoints: list[Checkpoint], *, metric: str = "test_acc") -> int | None:
+    """The id of the best checkpoint by `metric` (`Job.best_metric`: the highest test accuracy, or the lowest test
+    loss for a job that stops early on it); the latest wins ties, and is the best if none has the metric."""
     if not checkpoints:
         return None
-    scored = [c for c in checkpoints if c.test_acc is not None]
-    pool = scored or checkpoints
-    return max(pool, key=lambda c: (c.test_acc or 0.0, c.step)).id
+    scored = [(score, c.step, c.id) for c in checkpoints if (score := c.score(metric)) is not None]
+    if not scored:
+        return max(checkpoints, key=lambda c: c.step).id
+    return max(scored)[2]
 
 
 def ping(session: Session) -> None:

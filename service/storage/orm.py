@@ -122,6 +122,12 @@ class Job(Base):
         """The stored spec as the resolved type it was stored as (see JobSpec on rows older than a field)."""
         return JobSpec.model_validate(self.spec)
 
+    @property
+    def best_metric(self) -> str:
+        """What makes a checkpoint this job's best: its early-stopping metric, else test accuracy."""
+        rule = (self.spec or {}).get("early_stopping")
+        return str(rule.get("metric", "test_acc")) if isinstance(rule, dict) else "test_acc"
+
 
 class ApiToken(Base):
     """An API token: only the SHA-256 of its secret is stored; revoked tokens stay listed, refused."""
@@ -213,6 +219,13 @@ class Checkpoint(Base):
         """The test accuracy recorded with this checkpoint, if it ended an epoch."""
         value = (self.metrics or {}).get("test_acc")
         return float(value) if value is not None else None
+
+    def score(self, metric: str) -> float | None:
+        """How good this checkpoint is by `metric` (test_acc, or test_loss negated: higher is better), if recorded."""
+        value = (self.metrics or {}).get(metric)
+        if value is None:
+            return None
+        return -float(value) if metric.endswith("_loss") else float(value)
 
 
 class ModelExport(Base):

@@ -27,9 +27,9 @@ def referenced_checkpoint_ids(session: Session, ids: Iterable[int]) -> set[int]:
     return set(session.scalars(query))
 
 
-def prunable(session: Session, checkpoints: Sequence[Checkpoint], *, keep: int) -> list[Checkpoint]:
-    """Of a job's checkpoints (by step), those beyond the last `keep`: never the best, never a referenced one."""
-    kept = {c.id for c in checkpoints[-keep:]} | {best_checkpoint_id(list(checkpoints))}
+def prunable(session: Session, job: Job, checkpoints: Sequence[Checkpoint], *, keep: int) -> list[Checkpoint]:
+    """Of `job`'s checkpoints (by step), those beyond the last `keep`: never the best, never a referenced one."""
+    kept = {c.id for c in checkpoints[-keep:]} | {best_checkpoint_id(list(checkpoints), metric=job.best_metric)}
     candidates = [c for c in checkpoints if c.id not in kept]
     referenced = referenced_checkpoint_ids(session, (c.id for c in candidates))
     return [c for c in candidates if c.id not in referenced]
@@ -59,7 +59,7 @@ def prune_finished(session: Session, *, default_keep: int, dry_run: bool = False
     """Delete the checkpoints of finished jobs beyond each job's keep_checkpoints (flushes, does not commit)."""
     jobs, doomed = 0, []
     for job in session.scalars(select(Job).where(Job.status.in_(FINISHED)).order_by(Job.id)):
-        extra = prunable(session, list_checkpoints(session, job.id), keep=job_keep(job, default_keep))
+        extra = prunable(session, job, list_checkpoints(session, job.id), keep=job_keep(job, default_keep))
         jobs += bool(extra)
         doomed.extend(extra)
     if doomed and not dry_run:

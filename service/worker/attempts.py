@@ -138,7 +138,8 @@ def record_checkpoint(
 
 def prune_checkpoints(session: Session, job_id: int, *, keep: int) -> None:
     """Delete a job's checkpoints except the last `keep` (by step), the best and any that an export references."""
-    doomed = [c.id for c in prunable(session, list_checkpoints(session, job_id), keep=keep)]
+    job = session.get_one(Job, job_id)
+    doomed = [c.id for c in prunable(session, job, list_checkpoints(session, job_id), keep=keep)]
     if doomed:
         session.execute(delete(Checkpoint).where(Checkpoint.id.in_(doomed)))
 

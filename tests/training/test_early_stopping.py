@@ -9,8 +9,11 @@ from service.config import JobLimits
 from service.jobspec.spec import JobRequest
 from service.jobspec.status import FitStatus
 from service.main import create_app
+from service.storage.jobs import best_checkpoint_id
+from service.storage.orm import Checkpoint
 from service.training import fit
-from service.training.records import Callbacks, Checkpoint
+from service.training.records import Callbacks
+from service.training.records import Checkpoint as TrainingCheckpoint
 from service.worker import run_worker
 from tests.api.conftest import make_client, make_settings
 from tests.queue.processes import status_events
@@ -30,9 +33,9 @@ SPEC = {
 
 class Keep(Callbacks):
     def __init__(self) -> None:
-        self.checkpoints: list[Checkpoint] = []
+        self.checkpoints: list[TrainingCheckpoint] = []
 
-    def on_checkpoint(self, checkpoint: Checkpoint) -> None:
+    def on_checkpoint(self, checkpoint: TrainingCheckpoint) -> None:
         self.checkpoints.append(checkpoint)
 
 
@@ -80,3 +83,32 @@ def test_an_early_stopped_job_succeeds_with_the_reason(tmp_path: Path, data_dir:
 def test_a_bad_rule_is_refused(bad: dict):
     with pytest.raises(ValueError, match="early_stopping"):
         JobRequest.model_validate({**SPEC, "early_stopping": bad})
+
+
+def test_the_best_checkpoint_is_the_early_stopping_metric_s_best():
+    """Accuracy peaks at epoch 2, loss bottoms at epoch 3: a job stopping early on test_loss calls epoch 3 its
+    best, every other job epoch 2; the latest wins a tie, and with no metrics the latest is the best."""
+    rows = [
+        Checkpoint(id=epoch, epoch=epoch, step=10 * epoch, metrics={"test_acc": acc, "test_loss": loss})
+        for epoch, acc, loss in ((1, 0.70, 0.90), (2, 0.82, 0.60), (3, 0.80, 0.55))
+    ]
+    assert best_checkpoint_id(rows) == 2
+    assert best_checkpoint_id(rows, metric="test_loss") == 3
+    tie = Checkpoint(id=4, epoch=4, step=40, metrics={"test_acc": 0.82, "test_loss": 0.7})
+    assert best_checkpoint_id([*rows, tie]) == 4
+    assert best_checkpoint_id([Checkpoint(id=i, epoch=i, step=i, metrics=None) for i in (1, 2)]) == 2
+
+
+def test_predictions_use_the_best_checkpoint_by_the_stopping_metric(tmp_path: Path, data_dir: Path):
+    spec = {**SPEC, "early_stopping": {"metric": "test_loss", "patience": 2, "min_delta": 10.0}, "keep_checkpoints": 1}
+    settings = make_settings(tmp_path, data_dir, jobs=JobLimits(max_epochs=20))
+    with make_client(create_app(settings)) as client:
+        assert client.post("/jobs", json=spec).status_code == 201
+        run_worker(settings, burst=True)
+        epochs = client.get("/jobs/1/history").json()["epochs"]
+        lowest = min(epochs, key=lambda e: (e["test_loss"], -e["epoch"]))["epoch"]
+        listed = client.get("/jobs/1/checkpoints").json()
+        predicted = client.post("/jobs/1/predict", json={"pixels": [[[0.5] * 28] * 28]})
+    assert len(epochs) == 3 and predicted.status_code == 200, predicted.text
+    assert predicted.json()["checkpoint_epoch"] == lowest
+    assert [c["epoch"] for c in listed if c["best"]] == [lowest]

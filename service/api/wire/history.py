@@ -27,4 +27,9 @@ class CheckpointRead(BaseModel):
     format: str = "safetensors"
     created_at: datetime
     metrics: EpochRecord | None = Field(None, description="The epoch's metrics; null mid-epoch.")
-    best: bool = Field(False, description="The checkpoint predictions use by default (best test accuracy).")
+    best: bool = Field(
+        False,
+        description=(
+            "The checkpoint predictions use by default (best test accuracy, or the early-stopping metric's best)."
+        ),
+    )
