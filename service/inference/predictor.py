@@ -18,9 +18,10 @@ from service.inference.cache import ModelCache
 from service.inference.exporter import Exporter
 from service.inference.images import ImageLimits, prepare_batch
 from service.inference.inputs import RawInputs, decode_all, parse_json_inputs
+from service.inference.names import NameReads, VersionReader
 from service.inference.observer import InferenceObserver, NoObserver
 from service.inference.tensors import BatchOf
-from service.storage import jobs, registry
+from service.storage import jobs
 from service.storage.registry import ResolvedVersion
 from service.training.checkpoints import LoadedCheckpoint
 from service.training.runtime import resolve_device
@@ -109,6 +110,7 @@ class Predictor:
             limiter=self.limiter,
             observer=self.observer,
         )
+        self.names = NameReads(VersionReader(session_factory))
 
     async def predict(self, job_id: int, raw: RawInputs | bytes, *, epoch: int | None, top_k: int) -> Predictions:
         """Classify the images of `raw` (JSON bytes are parsed off the event loop) with the job's checkpoint."""
@@ -126,14 +128,15 @@ class Predictor:
     async def run_version(
         self, name: str, *, alias: str | None, version: int | None, batch_of: BatchOf, inline: bool = False
     ) -> Served:
-        """The logits of the version `name` means now (resolved in the database on every call, so an alias move
-        shows on the next request in every process) for the batch `batch_of` makes from its loaded checkpoint.
+        """The logits of the version `name` means now (read in the database after the call began, so an alias
+        move shows on the next request in every process) for the batch `batch_of` makes from its loaded checkpoint.
 
-        The database read takes a thread of its own (not a prediction slot: it waits, it does not compute);
-        when the model is loaded and the caller says the batch is cheap (`inline`), it is made on the event loop.
+        The database read takes a thread of its own (not a prediction slot: it waits, it does not compute) and
+        answers every request for the same name that arrived while the previous read ran (NameReads); when the
+        model is loaded and the caller says the batch is cheap (`inline`), it is made on the event loop.
         """
         start = time.perf_counter()
-        resolved = await to_thread.run_sync(self._resolve, name, alias, version)
+        resolved = await self.names.resolve(name, alias, version)
         choice = Choice((resolved.job_id, resolved.checkpoint_id, resolved.checkpoint_sha256), resolved.epoch)
         if inline and self.cache.holds(choice.key):
             loaded, batch = self._load_and_batch(choice, batch_of)
@@ -156,7 +159,8 @@ class Predictor:
         return resolved, Predictions(resolved.job_id, resolved.epoch, resolved.checkpoint_sha256, items)
 
     async def aclose(self) -> None:
-        """Wait for the batches in flight."""
+        """Wait for the name reads and batches in flight."""
+        await self.names.aclose()
         await self.batchers.aclose()
 
     def choose(self, job_id: int, epoch: int | None) -> Choice:
@@ -207,10 +211,6 @@ class Predictor:
         """Whether a predict body is cheap enough to prepare on the event loop (see `_cheap`)."""
         size = len(raw) if isinstance(raw, bytes) else sum(len(item) for item in raw.items if isinstance(item, bytes))
         return size <= INLINE_BODY_BYTES and not (isinstance(raw, RawInputs) and raw.kind == "pixels")
-
-    def _resolve(self, name: str, alias: str | None, version: int | None) -> ResolvedVersion:
-        with self.session_factory() as session:
-            return registry.resolve_model_version(session, name, alias, version)
 
     def _load_and_batch(self, choice: Choice, batch_of: BatchOf) -> tuple[LoadedCheckpoint, torch.Tensor]:
         loaded = self.cache.get(choice.key, lambda: self.read(choice), resolve_device(self.device))
