@@ -108,7 +108,9 @@ class AccessSettings(Group):
         None, min_length=32, description="An admin token a deployment supplies instead of the bootstrap one."
     )
     max_active_jobs: int = Field(16, ge=1, description="Queued plus running jobs one token (or address) may have.")
-    predict_rate: float = Field(100.0, ge=0, description="Predict requests per second per caller (0: no limit).")
+    # No per-caller predict limit by default: one application calling convlab is one caller, and 100/s capped
+    # it at a sixteenth of what one process serves. The predict queue's load shedding (503) bounds the server.
+    predict_rate: float = Field(0.0, ge=0, description="Predict requests per second per caller (0: no limit).")
     predict_burst: int = Field(200, ge=1, description="Predict requests a caller may send at once.")
     lab_rate: float = Field(10.0, ge=0, description="Lab requests per second per caller (0: no limit).")
     lab_burst: int = Field(20, ge=1, description="Lab requests a caller may send at once.")

@@ -4,12 +4,13 @@ the full resolution: an alias move, a deleted version and a deleted job all show
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from service.config import Settings
 from service.main import create_app
-from tests.api.conftest import make_client, make_settings
+from tests.api.conftest import make_client, make_settings, png_bytes
 from tests.api.test_export import copy_database
 
 PIXELS = {"pixels": [[[0] * 28] * 28]}
@@ -55,3 +56,11 @@ def test_deleting_a_version_resolved_by_number_makes_the_next_request_404(client
     assert client.delete("/models/fashion/versions/1").status_code == 204
     assert client.post("/models/fashion/predict?version=1", json=PIXELS).status_code == 404
     assert client.post("/models/fashion/predict?alias=nope", json=PIXELS).status_code == 404
+
+
+def test_a_raw_png_body_predicts_by_name_as_the_upload_does(client: TestClient) -> None:
+    client.put("/models/fashion/aliases/prod", json={"version": 1})
+    image = png_bytes(np.full((28, 28), 200, dtype=np.uint8))
+    raw = client.post("/models/fashion/predict", content=image, headers={"content-type": "image/png"})
+    upload = client.post("/models/fashion/predict", files=[("file", ("x.png", image, "image/png"))])
+    assert raw.status_code == 200 and raw.json() == upload.json() and raw.headers["X-Model-Version"] == "1"

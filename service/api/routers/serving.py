@@ -9,7 +9,7 @@ from service.api.plumbing.deps import MAX_EPOCH, ExplainerDep, PredictorDep
 from service.api.plumbing.predict_inputs import read_inputs
 from service.api.plumbing.security import PREDICT, auth_responses
 from service.api.routers import explain
-from service.api.routers.predict import REQUEST_BODY, to_response
+from service.api.routers.predict import REQUEST_BODY, UNSUPPORTED_MEDIA, to_response
 from service.api.wire.errors import ErrorResponse
 from service.api.wire.explain import ModelExplainResponse
 from service.api.wire.registry import ModelPredictResponse
@@ -26,7 +26,7 @@ ERRORS: dict[int | str, dict[str, object]] = {
     404: {"model": ErrorResponse, "description": "No such model, alias or version."},
     409: {"model": ErrorResponse, "description": "The version's job (and checkpoint) was deleted."},
     413: {"model": ErrorResponse, "description": "Body, image count or pixel count above the limits."},
-    415: {"model": ErrorResponse, "description": "Neither multipart/form-data nor JSON."},
+    415: {"model": ErrorResponse, "description": UNSUPPORTED_MEDIA},
 }
 
 
