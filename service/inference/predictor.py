@@ -20,6 +20,7 @@ from service.inference.images import ImageLimits, prepare_batch
 from service.inference.inputs import RawInputs, decode_all, parse_json_inputs
 from service.inference.names import NameReads, VersionReader
 from service.inference.observer import InferenceObserver, NoObserver
+from service.inference.shedding import LoadShedder
 from service.inference.tensors import BatchOf
 from service.storage import jobs
 from service.storage.registry import ResolvedVersion
@@ -111,15 +112,21 @@ class Predictor:
             observer=self.observer,
         )
         self.names = NameReads(VersionReader(session_factory))
+        self.shedder = LoadShedder(
+            max_wait_s=settings.predict_max_wait_ms / 1000, floor=settings.predict_batch_max_size
+        )
 
     async def predict(self, job_id: int, raw: RawInputs | bytes, *, epoch: int | None, top_k: int) -> Predictions:
-        """Classify the images of `raw` (JSON bytes are parsed off the event loop) with the job's checkpoint."""
+        """Classify the images of `raw` (JSON bytes are parsed off the event loop) with the job's checkpoint;
+        Overloaded (503) at once when more requests are in flight than can be served within predict_max_wait_ms."""
         start = time.perf_counter()
-        if self._cheap(job_id, epoch, raw):  # no database, no load, a small body: a thread hop costs more
-            choice, loaded, batch = self._prepare(job_id, epoch, raw)
-        else:
-            choice, loaded, batch = await to_thread.run_sync(self._prepare, job_id, epoch, raw, limiter=self.limiter)
-        logits = await self.batchers.get(choice.key).submit(loaded.model, batch)
+        with self.shedder.admit():  # 503 at once when the requests ahead would take too long
+            if self._cheap(job_id, epoch, raw):  # no database, no load, a small body: a thread hop costs more
+                choice, loaded, batch = self._prepare(job_id, epoch, raw)
+            else:
+                prepare = self._prepare
+                choice, loaded, batch = await to_thread.run_sync(prepare, job_id, epoch, raw, limiter=self.limiter)
+            logits = await self.batchers.get(choice.key).submit(loaded.model, batch)
         probs = torch.softmax(logits, dim=1)
         answer = Predictions(job_id, choice.epoch, choice.key[2], to_predictions(probs, loaded.class_names, top_k))
         self.observer.predicted(time.perf_counter() - start)
@@ -136,13 +143,15 @@ class Predictor:
         model is loaded and the caller says the batch is cheap (`inline`), it is made on the event loop.
         """
         start = time.perf_counter()
-        resolved = await self.names.resolve(name, alias, version)
-        choice = Choice((resolved.job_id, resolved.checkpoint_id, resolved.checkpoint_sha256), resolved.epoch)
-        if inline and self.cache.holds(choice.key):
-            loaded, batch = self._load_and_batch(choice, batch_of)
-        else:
-            loaded, batch = await to_thread.run_sync(self._load_and_batch, choice, batch_of, limiter=self.limiter)
-        logits = await self.batchers.get(choice.key).submit(loaded.model, batch)
+        with self.shedder.admit():  # 503 at once when the requests ahead would take too long
+            resolved = await self.names.resolve(name, alias, version)
+            choice = Choice((resolved.job_id, resolved.checkpoint_id, resolved.checkpoint_sha256), resolved.epoch)
+            if inline and self.cache.holds(choice.key):
+                loaded, batch = self._load_and_batch(choice, batch_of)
+            else:
+                load_and_batch = self._load_and_batch
+                loaded, batch = await to_thread.run_sync(load_and_batch, choice, batch_of, limiter=self.limiter)
+            logits = await self.batchers.get(choice.key).submit(loaded.model, batch)
         self.observer.served(name, resolved.version, time.perf_counter() - start)
         return Served(resolved, loaded, logits)
 

@@ -37,6 +37,7 @@ REQUEST_BODY: dict[str, Any] = {
     },
 }
 UNSUPPORTED_MEDIA = "Not multipart/form-data, JSON, image/png or image/jpeg."
+OVERLOADED = "More predict requests in flight than can be served within predict_max_wait_ms; see Retry-After."
 
 
 @router.post(
@@ -51,6 +52,7 @@ UNSUPPORTED_MEDIA = "Not multipart/form-data, JSON, image/png or image/jpeg."
         413: {"model": ErrorResponse, "description": "Body, image count or pixel count above the limits."},
         415: {"model": ErrorResponse, "description": UNSUPPORTED_MEDIA},
         422: {"model": ErrorResponse, "description": "Not an image, corrupt, empty, or ragged pixel arrays."},
+        503: {"model": ErrorResponse, "description": OVERLOADED},
     },
 )
 async def predict(

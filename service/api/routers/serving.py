@@ -9,7 +9,7 @@ from service.api.plumbing.deps import MAX_EPOCH, ExplainerDep, PredictorDep
 from service.api.plumbing.predict_inputs import read_inputs
 from service.api.plumbing.security import PREDICT, auth_responses
 from service.api.routers import explain
-from service.api.routers.predict import REQUEST_BODY, UNSUPPORTED_MEDIA, to_response
+from service.api.routers.predict import OVERLOADED, REQUEST_BODY, UNSUPPORTED_MEDIA, to_response
 from service.api.wire.errors import ErrorResponse
 from service.api.wire.explain import ModelExplainResponse
 from service.api.wire.registry import ModelPredictResponse
@@ -39,6 +39,7 @@ ERRORS: dict[int | str, dict[str, object]] = {
         200: {"headers": {VERSION_HEADER: {"description": "The version that served.", "schema": {"type": "integer"}}}},
         **ERRORS,
         422: {"model": ErrorResponse, "description": "Not an image; or both `alias` and `version`."},
+        503: {"model": ErrorResponse, "description": OVERLOADED},
     },
 )
 async def predict_by_name(
