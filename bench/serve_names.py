@@ -1,11 +1,13 @@
-"""Predict by name against predict by job (issue 25's target: within 10%), and GET /version, in one run.
+"""Predict by name against predict by job (issue 25's target: within 10%), and GET /version against a bare
+FastAPI route on the same server (issue 26's target: at least half its rate), in one run.
 
     .venv/bin/python bench/serve_names.py [--seconds 6] [--rounds 3] [--connections 32] [--state-dir DIR]
 
 A `convlab serve --workers 1` on a SQLite database in `--state-dir` (a temporary one by default; a given one is
 kept, so a second run skips training) trains BN-LeNet on real Fashion-MNIST and registers its checkpoint as
 model `bench`, alias prod. Then the API alone (`--workers 0`) serves `--rounds` interleaved passes of wrk over
-the same single-image multipart PNG by job and by name, and GET /version. The 1-minute load average is recorded
+the same single-image multipart PNG by job and by name, and GET /version, beside bench/serve_bare.py's bare
+FastAPI app (one process, uvicorn) answering the same JSON. The 1-minute load average is recorded
 with every sample, and the server process's CPU time per request (robust to the machine's other load); the
 table shows medians and the by-name ratios per round.
 """
@@ -25,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import wrk
 from bench.common import RESULTS_DIR, print_table, write_json
 from bench.serve import DATA_DIR, JOBS, live_server, png, wait_for
+from bench.serve_bare import bare_server
 from bench.serve_table import MODEL, register
 from service.training.datasets import load_dataset
 
@@ -52,27 +55,27 @@ def cases(job_id: int, image: bytes) -> dict[str, wrk.Request]:
 
 
 def server_cpu_seconds(port: str) -> float:
-    """User plus system CPU time of the `convlab serve` process listening on `port` (all its threads)."""
+    """User plus system CPU time of the server process (convlab or the bare app) on `port` (all its threads)."""
     for entry in Path("/proc").iterdir():
         try:
             command = (entry / "cmdline").read_bytes().split(b"\0")
             stat = (entry / "stat").read_text()
         except (OSError, ValueError):
             continue
-        if b"service.cli" in command and port.encode() in command:
+        if (b"service.cli" in command or b"bench.serve_bare:app" in command) and port.encode() in command:
             fields = stat.rsplit(")", 1)[1].split()
             return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     raise RuntimeError(f"no convlab serve process on port {port}")
 
 
-def measure(url: str, requests: dict[str, wrk.Request], args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
-    """wrk over each request in turn, `--rounds` times: rate, latency, the server's CPU per request, the load."""
-    samples: dict[str, list[dict[str, Any]]] = {name: [] for name in requests}
-    port = url.rsplit(":", 1)[1]
-    for request in requests.values():
+def measure(cases: dict[str, tuple[str, wrk.Request]], args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
+    """wrk over each (url, request) in turn, `--rounds` times: rate, latency, server CPU per request, the load."""
+    samples: dict[str, list[dict[str, Any]]] = {name: [] for name in cases}
+    for url, request in cases.values():
         wrk.run(url, request, connections=args.connections, seconds=2)  # warm-up: load the model
     for index in range(args.rounds):
-        for name, request in requests.items():
+        for name, (url, request) in cases.items():
+            port = url.rsplit(":", 1)[1]
             cpu = server_cpu_seconds(port)
             got = wrk.run(url, request, connections=args.connections, seconds=args.seconds)
             got["cpu_us_per_request"] = (server_cpu_seconds(port) - cpu) * 1e6 / max(1, got["requests"])
@@ -95,8 +98,11 @@ def main() -> None:
         state_dir = args.state_dir or Path(tmp)
         state_dir.mkdir(parents=True, exist_ok=True)
         job_id = trained_job(state_dir)
-        with live_server(state_dir, workers=0, env={"CONVLAB_INFERENCE_THREADS": "1"}) as url:
-            samples = measure(url, cases(job_id, image), args)
+        env = {"CONVLAB_INFERENCE_THREADS": "1"}
+        with live_server(state_dir, workers=0, env=env) as url, bare_server() as bare:
+            everything = {name: (url, request) for name, request in cases(job_id, image).items()}
+            everything["bare FastAPI GET /version"] = (bare, wrk.Request("GET", "/version"))
+            samples = measure(everything, args)
     rows = []
     for name, runs in samples.items():
         keys = ("rps", "p50", "p99", "cpu_us_per_request", "load_average_1m")
@@ -111,6 +117,10 @@ def main() -> None:
         for a, b in zip(samples["by name"], samples["by job"], strict=True)
     ]
     print(f"by job / by name CPU per request, per round: {', '.join(f'{r:.2f}' for r in costs)}")
+    bare = [
+        a["rps"] / b["rps"] for a, b in zip(samples["GET /version"], samples["bare FastAPI GET /version"], strict=True)
+    ]
+    print(f"GET /version / bare FastAPI req/s per round: {', '.join(f'{r:.2f}' for r in bare)} (target >= 0.5)")
     print(f"wrote {write_json(args.json, {'samples': samples, 'ratios': ratios, 'cpu_ratios': costs})}")
 
 
