@@ -3,8 +3,9 @@
 Serving by name must honour an alias move on the very next request, in every API process, so each request's
 answer has to come from a database read that began after the request arrived. It need not be a read of its
 own: requests for the same (name, alias, version) that arrive while a read is running wait for the next one,
-which begins as soon as the running one ends and answers all of them. Under load that is one read per
-round trip to the database instead of one per request; an idle server reads once per request, as before.
+which begins as soon as the running one ends (and at least READ_SPACING_S after it began) and answers all of
+them. Under load that is a few hundred reads a second at most instead of one per request; an idle server reads
+once per request, as before.
 
 The read itself is small (VersionReader): one indexed statement of three ids; the full resolution, with its
 JSON columns, is read again only when one of those ids changed.
@@ -26,6 +27,9 @@ Key = tuple[str, str | None, int | None]
 Read = Callable[[str, str | None, int | None], ResolvedVersion]
 Stamp = tuple[int, int | None, int | None]  # a version row's id, job id and checkpoint id
 REMEMBERED_NAMES = 1024  # resolutions kept per process; past that the memory starts over
+# At most one read of a name begins per this long (the dynamic batcher's default delay): a request waits at most
+# this much longer for a read that began after it arrived, and under load each read answers more requests.
+READ_SPACING_S = 0.005
 
 
 def read_stamp(session: Session, name: str, alias: str | None, version: int | None) -> Stamp | None:
@@ -73,6 +77,7 @@ class NameReads:
         self.read = read
         self._waiting: dict[Key, asyncio.Future[ResolvedVersion]] = {}  # requests for the next read of a key
         self._flying: dict[Key, asyncio.Task[None]] = {}  # the task reading a key over and over while wanted
+        self._started: dict[Key, float] = {}  # when the last read of a key began (event loop time)
 
     async def resolve(self, name: str, alias: str | None, version: int | None) -> ResolvedVersion:
         """The version the name means, as read by a read that begins after this call."""
@@ -88,8 +93,14 @@ class NameReads:
 
     async def _fly(self, key: Key) -> None:
         """Read `key` for each batch of waiting requests, until none is left."""
+        loop = asyncio.get_running_loop()
         try:
-            while (batch := self._waiting.pop(key, None)) is not None:
+            while key in self._waiting:
+                # Reads of one name begin at most every READ_SPACING_S: under load, more requests share each.
+                if (wait := self._started.get(key, -READ_SPACING_S) + READ_SPACING_S - loop.time()) > 0:
+                    await asyncio.sleep(wait)
+                self._started[key] = loop.time()
+                batch = self._waiting.pop(key)
                 try:
                     batch.set_result(await to_thread.run_sync(self.read, *key))
                 except Exception as exc:  # NotFound, Conflict...: every request of the batch gets it
@@ -99,6 +110,8 @@ class NameReads:
                     raise
         finally:
             del self._flying[key]
+            if len(self._started) > REMEMBERED_NAMES:  # names asked for once: forget them all, not one by one
+                self._started.clear()
             if (stranded := self._waiting.pop(key, None)) is not None:  # only when cancelled mid-read
                 stranded.set_exception(RuntimeError("the server is shutting down"))
 
