@@ -18,6 +18,7 @@ from service.api.plumbing.headers import SecurityHeaders
 from service.api.plumbing.limits import BodySizeLimit
 from service.api.plumbing.observe import RequestObserver
 from service.api.plumbing.openapi import convlab_openapi
+from service.api.plumbing.security import token_reads
 from service.api.plumbing.uploads import clear_uploads
 from service.api.routers import (
     architectures,
@@ -156,6 +157,7 @@ async def lifespan(app: FastAPI, *, settings: Settings) -> AsyncIterator[None]:
     await to_thread.run_sync(lab.warm_up)
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
+    app.state.token_reads = token_reads(app.state.session_factory)
     observed: Metrics = app.state.metrics
     collector = DatabaseCollector(app.state.session_factory, worker_alive_seconds=3 * settings.queue.lease_seconds)
     observed.registry.register(collector)
@@ -172,4 +174,5 @@ async def lifespan(app: FastAPI, *, settings: Settings) -> AsyncIterator[None]:
     finally:
         observed.registry.unregister(collector)
         await app.state.predictor.aclose()
+        await app.state.token_reads.aclose()
         engine.dispose()

@@ -18,8 +18,9 @@ from service.inference.cache import ModelCache
 from service.inference.exporter import Exporter
 from service.inference.images import ImageLimits, prepare_batch
 from service.inference.inputs import RawInputs, decode_all, parse_json_inputs
-from service.inference.names import NameReads, VersionReader
+from service.inference.names import VersionReader
 from service.inference.observer import InferenceObserver, NoObserver
+from service.inference.shared_reads import SharedReads
 from service.inference.shedding import LoadShedder
 from service.inference.tensors import BatchOf
 from service.storage import jobs
@@ -111,7 +112,7 @@ class Predictor:
             limiter=self.limiter,
             observer=self.observer,
         )
-        self.names = NameReads(VersionReader(session_factory))
+        self.names = SharedReads(VersionReader(session_factory))
         self.shedder = LoadShedder(
             max_wait_s=settings.predict_max_wait_ms / 1000, floor=settings.predict_batch_max_size
         )
@@ -139,12 +140,12 @@ class Predictor:
         move shows on the next request in every process) for the batch `batch_of` makes from its loaded checkpoint.
 
         The database read takes a thread of its own (not a prediction slot: it waits, it does not compute) and
-        answers every request for the same name that arrived while the previous read ran (NameReads); when the
+        answers every request for the same name that arrived while the previous read ran (SharedReads); when the
         model is loaded and the caller says the batch is cheap (`inline`), it is made on the event loop.
         """
         start = time.perf_counter()
         with self.shedder.admit():  # 503 at once when the requests ahead would take too long
-            resolved = await self.names.resolve(name, alias, version)
+            resolved = await self.names.get((name, alias, version))
             choice = Choice((resolved.job_id, resolved.checkpoint_id, resolved.checkpoint_sha256), resolved.epoch)
             if inline and self.cache.holds(choice.key):
                 loaded, batch = self._load_and_batch(choice, batch_of)
