@@ -11,9 +11,11 @@ All on this machine over loopback, with wrk (bench/wrk.py) at `--connections` ke
      with the same batching (32 images, 2 ms) and two workers. TorchServe's answers for 32 real test images
      must equal convlab's (same top 3; the largest probability difference is reported).
   3. `--rounds` passes; in each, every case of every server runs for `--seconds` while the others sit idle:
-     convlab's GET /version and single-image predicts (BN-LeNet as a multipart PNG and as JSON base64,
-     ResNet-18 as a multipart PNG); TorchServe's GET /ping and POST /predictions/bn_lenet (the raw PNG as the
-     body); then, in this process, the raw forward pass of both checkpoints at batch 1 and 32 (images/s).
+     convlab's GET /version and single-image predicts (BN-LeNet as a multipart PNG, as JSON base64 and as the raw
+     PNG body, ResNet-18 as a multipart PNG); GET /version of bench/serve_bare.py, a bare FastAPI route on the
+     same server with as many processes (the floor of the request path); TorchServe's GET /ping and
+     POST /predictions/bn_lenet (the raw PNG as the body); then, in this process, the raw forward pass of both
+     checkpoints at batch 1 and 32 (images/s).
      Interleaving rounds puts every server under the same machine load, which on a shared machine drifts
      within minutes; the table shows medians, with the range of the rounds.
 `--backend` (else CONVLAB_INFERENCE_BACKEND, when set) is passed to the convlab API processes, so the same
@@ -41,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import torchserve, wrk
 from bench.common import RESULTS_DIR, machine_info, print_table, write_json
 from bench.serve import DATA_DIR, JOBS, free_port, live_server, png, raw_forward, wait_for
+from bench.serve_bare import bare_server
 from service.training.datasets import load_dataset
 
 CHECK_IMAGES = 32
@@ -98,6 +101,9 @@ def convlab_cases(ids: dict[str, int], image: bytes, pixels: np.ndarray) -> dict
         ),
         "bn_lenet JSON base64": wrk.Request(
             "POST", f"/jobs/{ids['bn_lenet']}/predict", as_json, (("Content-Type", "application/json"),)
+        ),
+        "bn_lenet raw PNG": wrk.Request(
+            "POST", f"/jobs/{ids['bn_lenet']}/predict", image, (("Content-Type", "image/png"),)
         ),
         "resnet18 multipart PNG": wrk.Request(
             "POST", f"/jobs/{ids['resnet18']}/predict", body, (("Content-Type", content_type),)
@@ -162,6 +168,8 @@ def start_servers(
         checks["convlab"] = answers(url, f"/jobs/{ids['bn_lenet']}/predict", pngs, torchserve_style=False)
         answers(url, f"/jobs/{ids['resnet18']}/predict", pngs[:4], torchserve_style=False)  # load it
         servers[f"convlab x{count}"] = (url, convlab_cases(ids, pngs[0], pixels))
+        bare = stack.enter_context(bare_server(workers=count))  # the floor: a bare FastAPI route, same server
+        servers[f"bare FastAPI x{count}"] = (bare, {"GET /version": wrk.Request("GET", "/version")})
     if not args.no_torchserve and torchserve.available():
         work = tmp / "ts"
         store = torchserve.archive(work, checkpoints["bn_lenet"], batch=32, delay_ms=2, workers=2)
@@ -275,7 +283,10 @@ def ratios(result: dict[str, Any]) -> list[str]:
         if not server.startswith("convlab"):
             continue
         version = cases["GET /version"]
-        for name in ("bn_lenet multipart PNG", "bn_lenet JSON base64"):
+        bare = samples.get(server.replace("convlab", "bare FastAPI"), {}).get("GET /version")
+        if bare:
+            lines.append(f"{server} GET /version: {_ratio(version, bare)} of a bare FastAPI route (target >= 0.5)")
+        for name in ("bn_lenet multipart PNG", "bn_lenet JSON base64", "bn_lenet raw PNG"):
             line = f"{server} {name}: {_ratio(cases[name], version)} of /version (target >= 0.5)"
             if ts:
                 line += f", {_ratio(cases[name], ts)} of TorchServe (target >= 1.5)"

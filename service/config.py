@@ -59,6 +59,12 @@ class ServingSettings(Group):
     predict_batch_max_delay_ms: float = Field(
         2.0, ge=0, description="Dynamic batching: longest wait for more requests to join a batch."
     )
+    predict_max_wait_ms: float = Field(
+        500.0,
+        ge=0,
+        description="Load shedding: a predict request that would wait longer than this behind the others in its "
+        "API process is refused at once with 503 and Retry-After (0: never refuse).",
+    )
     inference_threads: int = Field(
         0, ge=0, description="torch intra-op threads for predictions in the API process (0: torch's default)."
     )
@@ -108,7 +114,9 @@ class AccessSettings(Group):
         None, min_length=32, description="An admin token a deployment supplies instead of the bootstrap one."
     )
     max_active_jobs: int = Field(16, ge=1, description="Queued plus running jobs one token (or address) may have.")
-    predict_rate: float = Field(100.0, ge=0, description="Predict requests per second per caller (0: no limit).")
+    # No per-caller predict limit by default: one application calling convlab is one caller, and 100/s capped
+    # it at a sixteenth of what one process serves. The predict queue's load shedding (503) bounds the server.
+    predict_rate: float = Field(0.0, ge=0, description="Predict requests per second per caller (0: no limit).")
     predict_burst: int = Field(200, ge=1, description="Predict requests a caller may send at once.")
     lab_rate: float = Field(10.0, ge=0, description="Lab requests per second per caller (0: no limit).")
     lab_burst: int = Field(20, ge=1, description="Lab requests a caller may send at once.")

@@ -18,9 +18,12 @@ from service.inference.cache import ModelCache
 from service.inference.exporter import Exporter
 from service.inference.images import ImageLimits, prepare_batch
 from service.inference.inputs import RawInputs, decode_all, parse_json_inputs
+from service.inference.names import VersionReader
 from service.inference.observer import InferenceObserver, NoObserver
+from service.inference.shared_reads import SharedReads
+from service.inference.shedding import LoadShedder
 from service.inference.tensors import BatchOf
-from service.storage import jobs, registry
+from service.storage import jobs
 from service.storage.registry import ResolvedVersion
 from service.training.checkpoints import LoadedCheckpoint
 from service.training.runtime import resolve_device
@@ -109,15 +112,22 @@ class Predictor:
             limiter=self.limiter,
             observer=self.observer,
         )
+        self.names = SharedReads(VersionReader(session_factory))
+        self.shedder = LoadShedder(
+            max_wait_s=settings.predict_max_wait_ms / 1000, floor=settings.predict_batch_max_size
+        )
 
     async def predict(self, job_id: int, raw: RawInputs | bytes, *, epoch: int | None, top_k: int) -> Predictions:
-        """Classify the images of `raw` (JSON bytes are parsed off the event loop) with the job's checkpoint."""
+        """Classify the images of `raw` (JSON bytes are parsed off the event loop) with the job's checkpoint;
+        Overloaded (503) at once when more requests are in flight than can be served within predict_max_wait_ms."""
         start = time.perf_counter()
-        if self._cheap(job_id, epoch, raw):  # no database, no load, a small body: a thread hop costs more
-            choice, loaded, batch = self._prepare(job_id, epoch, raw)
-        else:
-            choice, loaded, batch = await to_thread.run_sync(self._prepare, job_id, epoch, raw, limiter=self.limiter)
-        logits = await self.batchers.get(choice.key).submit(loaded.model, batch)
+        with self.shedder.admit():  # 503 at once when the requests ahead would take too long
+            if self._cheap(job_id, epoch, raw):  # no database, no load, a small body: a thread hop costs more
+                choice, loaded, batch = self._prepare(job_id, epoch, raw)
+            else:
+                prepare = self._prepare
+                choice, loaded, batch = await to_thread.run_sync(prepare, job_id, epoch, raw, limiter=self.limiter)
+            logits = await self.batchers.get(choice.key).submit(loaded.model, batch)
         probs = torch.softmax(logits, dim=1)
         answer = Predictions(job_id, choice.epoch, choice.key[2], to_predictions(probs, loaded.class_names, top_k))
         self.observer.predicted(time.perf_counter() - start)
@@ -126,20 +136,23 @@ class Predictor:
     async def run_version(
         self, name: str, *, alias: str | None, version: int | None, batch_of: BatchOf, inline: bool = False
     ) -> Served:
-        """The logits of the version `name` means now (resolved in the database on every call, so an alias move
-        shows on the next request in every process) for the batch `batch_of` makes from its loaded checkpoint.
+        """The logits of the version `name` means now (read in the database after the call began, so an alias
+        move shows on the next request in every process) for the batch `batch_of` makes from its loaded checkpoint.
 
-        The database read takes a thread of its own (not a prediction slot: it waits, it does not compute);
-        when the model is loaded and the caller says the batch is cheap (`inline`), it is made on the event loop.
+        The database read takes a thread of its own (not a prediction slot: it waits, it does not compute) and
+        answers every request for the same name that arrived while the previous read ran (SharedReads); when the
+        model is loaded and the caller says the batch is cheap (`inline`), it is made on the event loop.
         """
         start = time.perf_counter()
-        resolved = await to_thread.run_sync(self._resolve, name, alias, version)
-        choice = Choice((resolved.job_id, resolved.checkpoint_id, resolved.checkpoint_sha256), resolved.epoch)
-        if inline and self.cache.holds(choice.key):
-            loaded, batch = self._load_and_batch(choice, batch_of)
-        else:
-            loaded, batch = await to_thread.run_sync(self._load_and_batch, choice, batch_of, limiter=self.limiter)
-        logits = await self.batchers.get(choice.key).submit(loaded.model, batch)
+        with self.shedder.admit():  # 503 at once when the requests ahead would take too long
+            resolved = await self.names.get((name, alias, version))
+            choice = Choice((resolved.job_id, resolved.checkpoint_id, resolved.checkpoint_sha256), resolved.epoch)
+            if inline and self.cache.holds(choice.key):
+                loaded, batch = self._load_and_batch(choice, batch_of)
+            else:
+                load_and_batch = self._load_and_batch
+                loaded, batch = await to_thread.run_sync(load_and_batch, choice, batch_of, limiter=self.limiter)
+            logits = await self.batchers.get(choice.key).submit(loaded.model, batch)
         self.observer.served(name, resolved.version, time.perf_counter() - start)
         return Served(resolved, loaded, logits)
 
@@ -156,7 +169,8 @@ class Predictor:
         return resolved, Predictions(resolved.job_id, resolved.epoch, resolved.checkpoint_sha256, items)
 
     async def aclose(self) -> None:
-        """Wait for the batches in flight."""
+        """Wait for the name reads and batches in flight."""
+        await self.names.aclose()
         await self.batchers.aclose()
 
     def choose(self, job_id: int, epoch: int | None) -> Choice:
@@ -207,10 +221,6 @@ class Predictor:
         """Whether a predict body is cheap enough to prepare on the event loop (see `_cheap`)."""
         size = len(raw) if isinstance(raw, bytes) else sum(len(item) for item in raw.items if isinstance(item, bytes))
         return size <= INLINE_BODY_BYTES and not (isinstance(raw, RawInputs) and raw.kind == "pixels")
-
-    def _resolve(self, name: str, alias: str | None, version: int | None) -> ResolvedVersion:
-        with self.session_factory() as session:
-            return registry.resolve_model_version(session, name, alias, version)
 
     def _load_and_batch(self, choice: Choice, batch_of: BatchOf) -> tuple[LoadedCheckpoint, torch.Tensor]:
         loaded = self.cache.get(choice.key, lambda: self.read(choice), resolve_device(self.device))

@@ -84,6 +84,17 @@ def test_predict_requests_are_rate_limited(app_factory):
     assert client.post("/jobs/7/predict", json=body, headers=token).status_code == 429
 
 
+def test_default_limits_do_not_throttle_one_predict_caller_but_keep_the_lab_limit(tmp_path, data_dir):
+    """One application calling predict is one caller: the defaults let it send far past the old burst of 200,
+    while the lab's expensive calls keep their per-caller rate."""
+    app = create_app(make_settings(tmp_path, data_dir, access=AccessSettings(auth=AuthMode.required)))
+    with make_client(app) as client:
+        token = bearer(issue_token(app, "app", Scope.predict, Scope.lab))
+        predict = lambda: client.post("/jobs/7/predict", json={"pixels": [[0]]}, headers=token)  # noqa: E731
+        assert {predict().status_code for _ in range(400)} == {404}
+        assert 429 in {client.get("/functions", headers=token).status_code for _ in range(40)}
+
+
 def test_repeated_failed_authentications_lock_the_address_out(app_factory):
     app, client = app_factory(max_auth_failures=3, auth_lockout_seconds=1.0)
     good = bearer(issue_token(app, "good", Scope.jobs_read))

@@ -164,6 +164,24 @@ def test_unsupported_content_type_answers_415(trained):
     assert response.status_code == 415 and response.json()["detail"]
 
 
+def test_a_raw_png_or_jpeg_body_is_one_image_and_agrees_with_the_upload(trained, test_images):
+    images, _ = test_images
+    for image in images[:8]:
+        upload = trained.post("/jobs/1/predict?top_k=10", files=[("file", ("x.png", png_bytes(image), "image/png"))])
+        raw = trained.post("/jobs/1/predict?top_k=10", content=png_bytes(image), headers={"content-type": "image/png"})
+        assert raw.status_code == 200 and raw.json() == upload.json()
+    jpeg = io.BytesIO()
+    Image.fromarray(images[0]).save(jpeg, format="JPEG")
+    answer = trained.post("/jobs/1/predict", content=jpeg.getvalue(), headers={"content-type": "image/jpeg"})
+    assert answer.status_code == 200 and len(answer.json()["predictions"]) == 1
+
+
+@pytest.mark.parametrize("body", [b"", b"not an image"])
+def test_a_raw_body_that_is_not_an_image_answers_422(trained, body):
+    response = trained.post("/jobs/1/predict", content=body, headers={"content-type": "image/png"})
+    assert response.status_code == 422 and response.json()["detail"].startswith("body")
+
+
 def test_bad_top_k_answers_422(trained):
     response = trained.post("/jobs/1/predict", params={"top_k": 0}, json={"pixels": [[[0]]]})
     assert response.status_code == 422 and response.json()["detail"].startswith("top_k")

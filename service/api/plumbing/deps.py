@@ -10,10 +10,12 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.access import Principal
 from service.access.limits import Guards
 from service.config import Settings
 from service.inference import Predictor
 from service.inference.explainer import Explainer
+from service.inference.shared_reads import SharedReads
 from service.storage import jobs
 from service.storage.orm import Job
 from service.telemetry.metrics import Metrics
@@ -44,6 +46,15 @@ async def get_guards(request: Request) -> Guards:
     return guards
 
 
+TokenReads = SharedReads[str, Principal | None]  # token secret -> its holder (no address), None if unknown
+
+
+async def get_token_reads(request: Request) -> TokenReads:
+    """The API token lookups, shared by concurrent requests with the same token, created by the lifespan."""
+    reads: TokenReads = request.app.state.token_reads
+    return reads
+
+
 async def get_predictor(request: Request) -> Predictor:
     """The prediction service (model cache, batchers) created by the lifespan."""
     predictor: Predictor = request.app.state.predictor
@@ -63,6 +74,7 @@ async def get_metrics(request: Request) -> Metrics:
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+TokenReadsDep = Annotated[TokenReads, Depends(get_token_reads)]
 SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]

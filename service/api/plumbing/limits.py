@@ -1,8 +1,10 @@
 """Request-body size limits, enforced while the body streams in, before anything is parsed.
 
-A declared Content-Length over the limit is refused before a byte is read. A chunked body is counted as it
-arrives; at the limit the app stops receiving, whatever it had begun to answer is dropped, and the client gets
-the 413 (JSON) instead, so a 200 MB upload never sits whole in memory.
+A declared Content-Length over the limit is refused before a byte is read; one within it needs no counting (the
+server reads exactly that many bytes, and none when neither Content-Length nor Transfer-Encoding is sent, as
+HTTP/1.1 says), so most requests pass straight through. A chunked body is counted as it arrives; at the limit
+the app stops receiving, whatever it had begun to answer is dropped, and the client gets the 413 (JSON)
+instead, so a 200 MB upload never sits whole in memory.
 
 FastAPI 0.165 gained `max_body_size` (Starlette's RequestBodyLimitMiddleware); this stays because convlab
 supports FastAPI from 0.140 and its 413 names the setting to change.
@@ -10,7 +12,6 @@ supports FastAPI from 0.140 and its 413 names the setting to change.
 
 import contextlib
 
-from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -52,12 +53,12 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         limit, setting = self._limit(str(scope.get("path", "")))
-        too_large = JSONResponse(
-            {"detail": f"request body larger than the limit of {limit} bytes ({setting})"}, status_code=413
-        )
-        declared = Headers(scope=scope).get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            await too_large(scope, receive, send)
+        declared, chunked = _framing(scope)
+        if declared is not None and declared > limit:
+            await _too_large(limit, setting)(scope, receive, send)
+            return
+        if not chunked:  # the server reads exactly Content-Length bytes (none without it): nothing to count
+            await self.app(scope, receive, send)
             return
         received = 0
         exceeded = False
@@ -85,4 +86,19 @@ class BodySizeLimit:
         with contextlib.suppress(_TooLarge):
             await self.app(scope, limited_receive, guarded_send)
         if exceeded and not started:
-            await too_large(scope, receive, send)
+            await _too_large(limit, setting)(scope, receive, send)
+
+
+def _framing(scope: Scope) -> tuple[int | None, bool]:
+    """The request's declared Content-Length (None: none, or not a number) and whether its body is chunked."""
+    declared, chunked = None, False
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit():
+            declared = int(value)
+        elif name == b"transfer-encoding":
+            chunked = True
+    return declared, chunked
+
+
+def _too_large(limit: int, setting: str) -> JSONResponse:
+    return JSONResponse({"detail": f"request body larger than the limit of {limit} bytes ({setting})"}, status_code=413)

@@ -1,7 +1,8 @@
 """Reading predict input from an HTTP request: the body's bytes, handed on to be parsed off the event loop.
 
-Multipart and JSON bodies alike are read whole (BodySizeLimit bounds them by predict_max_bytes) and parsed in
-the thread that decodes the images (service/inference/inputs.py), so the event loop only moves bytes.
+Multipart, JSON and raw image bodies alike are read whole (BodySizeLimit bounds them by predict_max_bytes) and
+parsed in the thread that decodes the images (service/inference/inputs.py), so the event loop only moves bytes.
+A raw body (`Content-Type: image/png` or `image/jpeg`) is one image, the plainest form for programs.
 """
 
 from fastapi import Request
@@ -9,6 +10,8 @@ from starlette.requests import ClientDisconnect
 
 from service.errors import BadRequest, UnsupportedMediaType
 from service.inference import RawInputs
+
+IMAGE_TYPES = ("image/png", "image/jpeg")  # a raw body of one image (the decoder reads the bytes, not the label)
 
 
 async def read_body(request: Request) -> bytes:
@@ -27,6 +30,9 @@ async def read_inputs(request: Request) -> RawInputs | bytes:
         return RawInputs.of_multipart(await read_body(request), header)
     if content_type in ("application/json", ""):
         return await read_body(request)
+    if content_type in IMAGE_TYPES:
+        return RawInputs("files", [await read_body(request)], "body")
     raise UnsupportedMediaType(
-        f"content-type {content_type!r} is not supported; send multipart/form-data (field 'file') or JSON"
+        f"content-type {content_type!r} is not supported; send multipart/form-data (field 'file'), JSON, "
+        "or one image as the body (image/png or image/jpeg)"
     )

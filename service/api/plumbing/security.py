@@ -8,20 +8,22 @@ PUBLIC_PATHS; tests/api/test_security.py walks the app and fails on a route that
 """
 
 from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.concurrency import run_in_threadpool
 
 from service.access import ALL_SCOPES, Principal, Scope
 from service.access.limits import Guards
 from service.api.plumbing.cookies import cookie_secret
-from service.api.plumbing.deps import SessionFactoryDep, SettingsDep, get_guards
+from service.api.plumbing.deps import SettingsDep, TokenReads, TokenReadsDep, get_guards
 from service.api.wire.errors import ErrorResponse
 from service.config import Settings
 from service.errors import Forbidden, Unauthorized
+from service.inference.shared_reads import SharedReads
 from service.optlab.budget import work_budget
 from service.storage import tokens
 from service.storage.db import begin_write
@@ -54,7 +56,7 @@ class RequireScope:
         request: Request,
         credentials: Credentials,
         settings: SettingsDep,
-        factory: SessionFactoryDep,
+        token_reads: TokenReadsDep,
         guards: GuardsDep,
     ) -> Principal:
         address = request.client.host if request.client else "unknown"
@@ -64,7 +66,7 @@ class RequireScope:
             principal = opened
         else:
             try:
-                principal = await self._identify(request, credentials, factory, guards, address)
+                principal = await self._identify(request, credentials, token_reads, guards, address)
             except Unauthorized as refused:
                 raise self.refusal(request, refused) from None
         if not principal.allows(self.scope):
@@ -87,7 +89,7 @@ class RequireScope:
     async def _identify(
         request: Request,
         credentials: HTTPAuthorizationCredentials | None,
-        factory: sessionmaker[Session],
+        token_reads: TokenReads,
         guards: Guards,
         address: str,
     ) -> Principal:
@@ -95,11 +97,13 @@ class RequireScope:
         if secret is None:
             raise Unauthorized("this request needs an API token: send `Authorization: Bearer <token>`")
         guards.logins.check(address)
-        found = await run_in_threadpool(authenticate, factory, secret, address)
+        # A read that begins after this request arrived (a revocation shows on the next request), shared by the
+        # requests with the same token that arrived before it began: no thread-pool trip of its own.
+        found = await token_reads.get(secret)
         if found is None:
             guards.logins.record(address)
             raise Unauthorized("the API token is unknown or was revoked")
-        return found
+        return replace(found, address=address)
 
 
 def authenticate(factory: sessionmaker[Session], secret: str, address: str) -> Principal | None:
@@ -118,6 +122,16 @@ def authenticate(factory: sessionmaker[Session], secret: str, address: str) -> P
             tokens.record_use(session, token.id)
             session.commit()
     return principal
+
+
+def read_token(factory: sessionmaker[Session], secret: str) -> Principal | None:
+    """`authenticate` without a client address (the token's holder, whoever calls): what TokenReads share."""
+    return authenticate(factory, secret, "")
+
+
+def token_reads(factory: sessionmaker[Session]) -> TokenReads:
+    """The shared token reads of an API process (built by the lifespan with its session factory)."""
+    return SharedReads(partial(read_token, factory))
 
 
 def _template(request: Request) -> str:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from service.api.plumbing.deps import MAX_EPOCH, ExplainerDep, JobIdPath
 from service.api.plumbing.predict_inputs import read_inputs
 from service.api.plumbing.security import PREDICT, auth_responses
-from service.api.routers.predict import REQUEST_BODY, to_prediction
+from service.api.routers.predict import REQUEST_BODY, UNSUPPORTED_MEDIA, to_prediction
 from service.api.wire.errors import ErrorResponse
 from service.api.wire.explain import ExplainMethod, ExplainResponse, ExplanationRead
 from service.api.wire.predict import ClassScore
@@ -66,7 +66,7 @@ def overlay_response(result: Explanations) -> Response:
         404: {"model": ErrorResponse, "description": "No such job, or no checkpoint for the requested epoch."},
         409: {"model": ErrorResponse, "description": "The job has no checkpoint yet."},
         413: {"model": ErrorResponse, "description": "Body, image count or pixel count above the limits."},
-        415: {"model": ErrorResponse, "description": "Neither multipart/form-data nor JSON."},
+        415: {"model": ErrorResponse, "description": UNSUPPORTED_MEDIA},
         422: {"model": ErrorResponse, "description": "Bad image, method or target, or the time budget was spent."},
     },
 )

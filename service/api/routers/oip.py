@@ -154,7 +154,7 @@ async def infer(request: Request, predictor: PredictorDep, name: str, version: s
 
 INFER: dict[str, Any] = {
     "response_model": InferResponse,
-    "responses": ERRORS,
+    "responses": {**ERRORS, 503: {"model": OipError, "description": "Overloaded; see Retry-After."}},
     "dependencies": [Depends(PREDICT)],
     "openapi_extra": {
         "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}

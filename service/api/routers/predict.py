@@ -32,8 +32,12 @@ REQUEST_BODY: dict[str, Any] = {
                 "pixels": {"summary": "A 28x28 pixel array", "value": {"pixels": [[[0] * 28] * 28]}},
             },
         },
+        # One image as the whole body, as TorchServe takes it: the plainest form for programs.
+        **{media: {"schema": {"type": "string", "format": "binary"}} for media in ("image/png", "image/jpeg")},
     },
 }
+UNSUPPORTED_MEDIA = "Not multipart/form-data, JSON, image/png or image/jpeg."
+OVERLOADED = "More predict requests in flight than can be served within predict_max_wait_ms; see Retry-After."
 
 
 @router.post(
@@ -46,8 +50,9 @@ REQUEST_BODY: dict[str, Any] = {
         404: {"model": ErrorResponse, "description": "No such job, or no checkpoint for the requested epoch."},
         409: {"model": ErrorResponse, "description": "The job has no checkpoint yet."},
         413: {"model": ErrorResponse, "description": "Body, image count or pixel count above the limits."},
-        415: {"model": ErrorResponse, "description": "Neither multipart/form-data nor JSON."},
+        415: {"model": ErrorResponse, "description": UNSUPPORTED_MEDIA},
         422: {"model": ErrorResponse, "description": "Not an image, corrupt, empty, or ragged pixel arrays."},
+        503: {"model": ErrorResponse, "description": OVERLOADED},
     },
 )
 async def predict(
@@ -59,7 +64,8 @@ async def predict(
         int | None, Query(ge=0, le=MAX_EPOCH, description="Use the checkpoint of this epoch.")
     ] = None,
 ) -> Response:
-    """Upload `file` parts, or send JSON `images` (base64) or `pixels`; answers one prediction per image, in order."""
+    """Upload `file` parts, send JSON `images` (base64) or `pixels`, or one PNG or JPEG image as the body
+    (`Content-Type: image/png` or `image/jpeg`); answers one prediction per image, in order."""
     raw = await read_inputs(request)
     result = await predictor.predict(job_id, raw, epoch=checkpoint, top_k=top_k)
     # Serialized here, once, by pydantic: FastAPI would validate the model it was just built from again.

@@ -9,7 +9,7 @@ from service.api.plumbing.deps import MAX_EPOCH, ExplainerDep, PredictorDep
 from service.api.plumbing.predict_inputs import read_inputs
 from service.api.plumbing.security import PREDICT, auth_responses
 from service.api.routers import explain
-from service.api.routers.predict import REQUEST_BODY, to_response
+from service.api.routers.predict import OVERLOADED, REQUEST_BODY, UNSUPPORTED_MEDIA, to_prediction
 from service.api.wire.errors import ErrorResponse
 from service.api.wire.explain import ModelExplainResponse
 from service.api.wire.registry import ModelPredictResponse
@@ -26,7 +26,7 @@ ERRORS: dict[int | str, dict[str, object]] = {
     404: {"model": ErrorResponse, "description": "No such model, alias or version."},
     409: {"model": ErrorResponse, "description": "The version's job (and checkpoint) was deleted."},
     413: {"model": ErrorResponse, "description": "Body, image count or pixel count above the limits."},
-    415: {"model": ErrorResponse, "description": "Neither multipart/form-data nor JSON."},
+    415: {"model": ErrorResponse, "description": UNSUPPORTED_MEDIA},
 }
 
 
@@ -39,6 +39,7 @@ ERRORS: dict[int | str, dict[str, object]] = {
         200: {"headers": {VERSION_HEADER: {"description": "The version that served.", "schema": {"type": "integer"}}}},
         **ERRORS,
         422: {"model": ErrorResponse, "description": "Not an image; or both `alias` and `version`."},
+        503: {"model": ErrorResponse, "description": OVERLOADED},
     },
 )
 async def predict_by_name(
@@ -52,8 +53,14 @@ async def predict_by_name(
     """The same inputs as `POST /jobs/{id}/predict`; the answer names the version that served it."""
     raw = await read_inputs(request)
     resolved, result = await predictor.predict_version(name, raw, alias=alias, version=version, top_k=top_k)
-    body = ModelPredictResponse(
-        **to_response(result).model_dump(), model=name, version=resolved.version, alias=resolved.alias
+    body = ModelPredictResponse(  # built once from its parts: a job's answer dumped and validated again costs more
+        job_id=result.job_id,
+        checkpoint_epoch=result.checkpoint_epoch,
+        checkpoint_sha256=result.checkpoint_sha256,
+        predictions=[to_prediction(p) for p in result.items],
+        model=name,
+        version=resolved.version,
+        alias=resolved.alias,
     )
     headers = {VERSION_HEADER: str(resolved.version)}
     return Response(body.model_dump_json(), media_type="application/json", headers=headers)

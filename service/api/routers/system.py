@@ -1,5 +1,6 @@
 """Service health and version."""
 
+import functools
 import platform
 
 import torch
@@ -59,10 +60,22 @@ def _unavailable(response: Response) -> None:
     response.headers["Retry-After"] = str(DATABASE_RETRY_SECONDS)
 
 
+# The answers of the two routes that never change, serialized once: they are probed and scraped all day, and an
+# `async def` returning bytes costs no thread-pool trip and no response-model validation.
+LIVE = Probe(status="ok").model_dump_json().encode()
+
+
+@functools.cache
+def version_json() -> bytes:
+    """GET /version's body (the same for the life of the process)."""
+    found = VersionRead(version=__version__, python=platform.python_version(), torch=torch.__version__)
+    return found.model_dump_json().encode()
+
+
 @router.get("/health/live", summary="Is the process answering?", response_model=Probe)
-def live() -> Probe:
+async def live() -> Response:
     """Always 200 while the process serves requests (for an orchestrator's liveness probe)."""
-    return Probe(status="ok")
+    return Response(LIVE, media_type="application/json")
 
 
 @router.get(
@@ -86,6 +99,6 @@ def ready(session: SessionDep, response: Response) -> Probe:
 
 
 @router.get("/version", summary="Version of convlab and its runtime", response_model=VersionRead)
-def version() -> VersionRead:
+async def version() -> Response:
     """convlab, Python and torch versions."""
-    return VersionRead(version=__version__, python=platform.python_version(), torch=torch.__version__)
+    return Response(version_json(), media_type="application/json")

@@ -1,0 +1,66 @@
+"""Predict by name reads what a name means in the database for every request, even though this process keeps
+the full resolution: an alias move, a deleted version and a deleted job all show on the next request."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from service.config import Settings
+from service.main import create_app
+from tests.api.conftest import make_client, make_settings, png_bytes
+from tests.api.test_export import copy_database
+
+PIXELS = {"pixels": [[[0] * 28] * 28]}
+
+
+@pytest.fixture
+def client(trained_settings: Settings, tmp_path: Path, data_dir: Path) -> Iterator[TestClient]:
+    """Auth off, on a copy of the trained job's database; model `fashion` has v1 (epoch 1) and v2 (epoch 2)."""
+    copy_database(trained_settings, tmp_path)
+    with make_client(create_app(make_settings(tmp_path, data_dir))) as client:
+        assert client.post("/models", json={"name": "fashion"}).status_code == 201
+        for epoch in (1, 2):
+            assert client.post("/models/fashion/versions", json={"job_id": 1, "epoch": epoch}).status_code == 201
+        yield client
+
+
+def served(client: TestClient, query: str = "") -> int:
+    answer = client.post(f"/models/fashion/predict{query}", json=PIXELS)
+    assert answer.status_code == 200, answer.text
+    return int(answer.json()["version"])
+
+
+def test_each_move_shows_on_the_next_request_after_the_name_was_resolved(client: TestClient) -> None:
+    seen = []
+    for version in (1, 2, 1, 2):
+        assert client.put("/models/fashion/aliases/prod", json={"version": version}).status_code == 200
+        seen.append((served(client), served(client)))
+    assert seen == [(1, 1), (2, 2), (1, 1), (2, 2)]
+    assert served(client, "?version=1") == 1
+
+
+def test_deleting_the_job_of_a_resolved_version_makes_the_next_request_409(client: TestClient) -> None:
+    client.put("/models/fashion/aliases/prod", json={"version": 2})
+    assert served(client) == 2
+    assert client.delete("/jobs/1").status_code == 204
+    refused = client.post("/models/fashion/predict", json=PIXELS)
+    assert refused.status_code == 409 and "deleted" in refused.json()["detail"]
+
+
+def test_deleting_a_version_resolved_by_number_makes_the_next_request_404(client: TestClient) -> None:
+    client.put("/models/fashion/aliases/prod", json={"version": 2})
+    assert served(client, "?version=1") == 1
+    assert client.delete("/models/fashion/versions/1").status_code == 204
+    assert client.post("/models/fashion/predict?version=1", json=PIXELS).status_code == 404
+    assert client.post("/models/fashion/predict?alias=nope", json=PIXELS).status_code == 404
+
+
+def test_a_raw_png_body_predicts_by_name_as_the_upload_does(client: TestClient) -> None:
+    client.put("/models/fashion/aliases/prod", json={"version": 1})
+    image = png_bytes(np.full((28, 28), 200, dtype=np.uint8))
+    raw = client.post("/models/fashion/predict", content=image, headers={"content-type": "image/png"})
+    upload = client.post("/models/fashion/predict", files=[("file", ("x.png", image, "image/png"))])
+    assert raw.status_code == 200 and raw.json() == upload.json() and raw.headers["X-Model-Version"] == "1"
