@@ -58,8 +58,7 @@ class Exporter:
     def export(self, job_id: int, epoch: int | None) -> Exported:
         """The ONNX export of the job's checkpoint for `epoch` (None: the best), made on first request."""
         with self.session_factory() as session:
-            jobs.get_job(session, job_id)
-            checkpoint = jobs.select_checkpoint(jobs.list_checkpoints(session, job_id), job_id, epoch)
+            checkpoint = jobs.choose_checkpoint(session, job_id, epoch)
             stored = exports.find_export(session, checkpoint.id, ONNX)
         if stored is not None:
             return Exported(stored, cached=True)

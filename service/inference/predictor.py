@@ -179,9 +179,10 @@ class Predictor:
         if isinstance(remembered, Choice):
             return remembered
         with self.session_factory() as session:
-            jobs.get_job(session, job_id)
+            job = jobs.get_job(session, job_id)
+            kept = jobs.list_checkpoints(session, job_id)
             try:
-                chosen = jobs.select_checkpoint(jobs.list_checkpoints(session, job_id), job_id, epoch)
+                chosen = jobs.select_checkpoint(kept, job_id, epoch, metric=job.best_metric)
             except NotFound:  # name the query parameter that asked for it
                 raise NotFound(f"checkpoint: job {job_id} kept no checkpoint for epoch {epoch}") from None
             choice = Choice((job_id, chosen.id, chosen.sha256), chosen.epoch)

@@ -20,7 +20,7 @@ def chosen_checkpoint(session: Session, name: str, job_id: int, epoch: int | Non
     job = jobs.get_job(session, job_id)
     if job.status is not JobStatus.succeeded:
         raise Conflict(f"job {job_id} is {job.status.value}; only a succeeded job's checkpoint can be registered")
-    return jobs.select_checkpoint(jobs.list_checkpoints(session, job_id), job_id, epoch)
+    return jobs.choose_checkpoint(session, job_id, epoch)
 
 
 def register_version(
