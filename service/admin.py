@@ -23,10 +23,16 @@ def run_token_command(settings: Settings, args: argparse.Namespace) -> int:
         with make_session_factory(engine)() as session:
             begin_write(session)
             if args.token_command == "create":
-                token, secret = tokens.create_token(session, name=args.name, scopes=map(Scope, args.scope))
+                token, secret = tokens.create_token(
+                    session, name=args.name, scopes=map(Scope, args.scope), predict_rate=args.predict_rate
+                )
                 session.commit()
                 print(f"created token {token.name!r} with scopes {', '.join(token.scopes)}; it is shown only once:")
                 print(secret)
+            elif args.token_command == "set":
+                token = tokens.set_predict_rate(session, args.name, args.predict_rate)
+                session.commit()
+                print(f"token {token.name!r}: predict rate {_describe(token.predict_rate)}")
             elif args.token_command == "list":
                 _print_table(session)
             else:
@@ -41,11 +47,16 @@ def run_token_command(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _describe(rate: float | None) -> str:
+    return "the server's (CONVLAB_PREDICT_RATE)" if rate is None else "no limit" if rate == 0 else f"{rate:g}/s"
+
+
 def _print_table(session: Session) -> None:
-    rows = [("NAME", "HINT", "SCOPES", "CREATED", "LAST USED")]
+    rows = [("NAME", "HINT", "SCOPES", "CREATED", "LAST USED", "PREDICT RATE")]
     for t in tokens.list_tokens(session):
         used = t.last_used_at.isoformat(timespec="seconds") if t.last_used_at else "never"
-        rows.append((t.name, t.hint, ",".join(t.scopes), t.created_at.isoformat(timespec="seconds"), used))
+        rate = "server" if t.predict_rate is None else f"{t.predict_rate:g}/s" if t.predict_rate else "none"
+        rows.append((t.name, t.hint, ",".join(t.scopes), t.created_at.isoformat(timespec="seconds"), used, rate))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())

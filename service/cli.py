@@ -94,16 +94,25 @@ def add_data_safety_parsers(db: argparse._SubParsersAction[argparse.ArgumentPars
 
 def add_token_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `convlab token ...` to the command line."""
-    token = commands.add_parser("token", help="API tokens: create, list, revoke")
+    token = commands.add_parser("token", help="API tokens: create, list, set a predict rate, revoke")
     actions = token.add_subparsers(dest="token_command", required=True)
     create = actions.add_parser("create", help="make a token; its secret is printed once, as the last line")
     create.add_argument("name")
     create.add_argument(
         "--scope", action="append", required=True, choices=[s.value for s in Scope], help="repeat for several"
     )
+    rate_help = "predict requests per second for this token (0: no limit; default: CONVLAB_PREDICT_RATE)"
+    create.add_argument("--predict-rate", type=float, help=rate_help)
+    change = actions.add_parser("set", help="change a token's predict rate")
+    change.add_argument("name")
+    change.add_argument("--predict-rate", type=_rate, required=True, help=rate_help + "; 'default' for the server's")
     actions.add_parser("list", help="list tokens (names, scopes, last use; never a secret)")
     revoke = actions.add_parser("revoke", help="revoke a token: the next request with it is refused")
     revoke.add_argument("name")
+
+
+def _rate(text: str) -> float | None:
+    return None if text == "default" else float(text)
 
 
 def _positive(text: str) -> int:

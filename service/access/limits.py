@@ -52,24 +52,27 @@ class RateLimiter:
         self._buckets: dict[str, TokenBucket] = {}
         self._lock = threading.Lock()
 
-    def check(self, key: str) -> None:
-        """Count one request of `key`; 429 with Retry-After if it is over the rate (a rate of 0: no limit)."""
-        if self.rate <= 0:
+    def check(self, key: str, *, rate: float | None = None) -> None:
+        """Count one request of `key`; 429 with Retry-After if it is over the rate: `rate` when the caller has
+        one of its own (a token's), else the limiter's; a rate of 0 is no limit."""
+        rate = self.rate if rate is None else rate
+        if rate <= 0:
             return
         now = self.clock()
         with self._lock:
             if len(self._buckets) >= MAX_KEYS and key not in self._buckets:
                 self._forget_idle(now)
-            bucket = self._buckets.setdefault(key, TokenBucket(self.rate, self.burst, updated=now))
+            bucket = self._buckets.setdefault(key, TokenBucket(rate, self.burst, updated=now))
+            bucket.rate = rate  # a token's rate changed: the next refill uses the new one
             wait = bucket.take(now)
         if wait > 0:
             raise TooManyRequests(
-                f"too many {self.name} requests: the limit is {self.rate:g} per second with bursts of {self.burst}",
+                f"too many {self.name} requests: the limit is {rate:g} per second with bursts of {self.burst}",
                 retry_after=wait,
             )
 
     def _forget_idle(self, now: float) -> None:
-        full = [k for k, b in self._buckets.items() if b.tokens + (now - b.updated) * self.rate >= b.burst]
+        full = [k for k, b in self._buckets.items() if b.tokens + (now - b.updated) * b.rate >= b.burst]
         for key in full or list(self._buckets)[: len(self._buckets) // 2]:
             del self._buckets[key]
 

@@ -30,6 +30,7 @@ class Principal:
     scopes: frozenset[Scope]
     token_id: int | None = None
     token_name: str | None = None
+    predict_rate: float | None = None  # the token's own predict rate (requests/s; 0: none); None: the server's
 
     @property
     def key(self) -> str:

@@ -142,6 +142,7 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    predict_rate: Mapped[float | None] = mapped_column(Float)  # requests/s; None: the server's CONVLAB_PREDICT_RATE
 
 
 class JobEvent(Base):

@@ -24,9 +24,15 @@ LAST_USED_RESOLUTION = timedelta(seconds=60)  # `last_used_at` is written at mos
 
 
 def create_token(
-    session: Session, *, name: str, scopes: Iterable[Scope], secret: str | None = None
+    session: Session,
+    *,
+    name: str,
+    scopes: Iterable[Scope],
+    secret: str | None = None,
+    predict_rate: float | None = None,
 ) -> tuple[ApiToken, str]:
-    """A new token named `name` with `scopes`, and its secret (shown once; only its hash is kept)."""
+    """A new token named `name` with `scopes` (and a predict rate of its own), and its secret (shown once; only
+    its hash is kept)."""
     if not NAME_PATTERN.fullmatch(name):
         raise InvalidInput(f"token name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting alphanumeric")
     wanted = sorted({Scope(s) for s in scopes})
@@ -36,6 +42,7 @@ def create_token(
         raise Conflict(f"a token named {name!r} exists; revoke it first or choose another name")
     secret = secret or new_secret()
     token = ApiToken(name=name, secret_hash=hash_secret(secret), hint=hint(secret), scopes=[s.value for s in wanted])
+    token.predict_rate = _rate(predict_rate)
     token.created_at = utcnow()
     session.add(token)
     try:
@@ -57,6 +64,20 @@ def get_token(session: Session, name: str) -> ApiToken:
     if token is None:
         raise NotFound(f"no token named {name!r}")
     return token
+
+
+def set_predict_rate(session: Session, name: str, rate: float | None) -> ApiToken:
+    """Give token `name` a predict rate of its own (requests per second, 0: none), or None: the server's."""
+    token = get_token(session, name)
+    token.predict_rate = _rate(rate)
+    session.flush()
+    return token
+
+
+def _rate(rate: float | None) -> float | None:
+    if rate is not None and not (0 <= rate < float("inf")):
+        raise InvalidInput(f"predict_rate: {rate} is not a rate; give requests per second, 0 for no limit")
+    return rate
 
 
 def revoke_token(session: Session, name: str) -> None:

@@ -84,6 +84,23 @@ def test_predict_requests_are_rate_limited(app_factory):
     assert client.post("/jobs/7/predict", json=body, headers=token).status_code == 429
 
 
+def test_a_token_s_own_predict_rate_overrides_the_server_s_and_can_be_changed(app_factory):
+    app, client = app_factory(predict_burst=1)  # the server's predict rate: the default, no limit
+    admin = bearer(issue_token(app, "admin", Scope.admin))
+    made = client.post("/tokens", json={"name": "slow", "scopes": ["predict"], "predict_rate": 0.5}, headers=admin)
+    assert made.status_code == 201 and made.json()["predict_rate"] == 0.5, made.text
+    slow, free = bearer(made.json()["token"]), bearer(issue_token(app, "free", Scope.predict))
+    predict = lambda who: client.post("/jobs/7/predict", json={"pixels": [[0]]}, headers=who).status_code  # noqa: E731
+    assert [predict(slow), predict(slow)] == [404, 429]
+    assert {predict(free) for _ in range(20)} == {404}
+    changed = client.patch("/tokens/slow", json={"predict_rate": 0}, headers=admin)
+    assert changed.status_code == 200 and changed.json()["predict_rate"] == 0
+    assert {predict(slow) for _ in range(20)} == {404}
+    assert client.patch("/tokens/slow", json={"predict_rate": -1}, headers=admin).status_code == 422
+    assert client.patch("/tokens/nobody", json={"predict_rate": 1}, headers=admin).status_code == 404
+    assert [t["predict_rate"] for t in client.get("/tokens", headers=admin).json()] == [None, 0, None]
+
+
 def test_default_limits_do_not_throttle_one_predict_caller_but_keep_the_lab_limit(tmp_path, data_dir):
     """One application calling predict is one caller: the defaults let it send far past the old burst of 200,
     while the lab's expensive calls keep their per-caller rate."""

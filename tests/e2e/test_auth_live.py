@@ -106,6 +106,30 @@ def test_token_commands_create_list_and_revoke(server):
     assert missing.returncode == 1 and "no token named 'ci-reader'" in missing.stderr
 
 
+def test_a_token_made_with_a_predict_rate_is_held_to_it_until_the_rate_is_changed(server):
+    """`--predict-rate` on create and `token set`: the live server counts the token's predicts at its own rate
+    (the server's default is no limit), from the next request after each change."""
+    created = cli(server, "create", "metered", "--scope", "predict", "--predict-rate", "0.01")
+    assert created.returncode == 0, created.stderr
+    headers = auth(created.stdout.strip().splitlines()[-1])
+
+    def predicts(n: int) -> list[int]:  # job 99 does not exist: 404 once admitted, 429 when over the rate
+        return [
+            httpx.post(f"{server.url}/jobs/99/predict", json={"pixels": [[0]]}, headers=headers).status_code
+            for _ in range(n)
+        ]
+
+    codes = predicts(300)
+    assert 404 in codes and codes[-1] == 429, codes  # a burst, then refused at 0.01/s
+    assert "0.01/s" in cli(server, "list").stdout
+    assert cli(server, "set", "metered", "--predict-rate", "0").returncode == 0
+    assert set(predicts(50)) == {404}
+    assert cli(server, "set", "metered", "--predict-rate", "default").stdout.strip().endswith("(CONVLAB_PREDICT_RATE)")
+    assert set(predicts(50)) == {404}  # the server's default: no limit
+    missing = cli(server, "set", "nobody", "--predict-rate", "1")
+    assert missing.returncode == 1 and "no token named 'nobody'" in missing.stderr
+
+
 def test_a_restart_makes_no_second_bootstrap_token(server, data_dir):
     state_dir = Path(server.env["CONVLAB_STATE_DIR"])
     process, again = start_server(state_dir, data_dir)

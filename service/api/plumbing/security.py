@@ -74,7 +74,8 @@ class RequireScope:
                 f"this token lacks the scope {self.scope.value!r}, which {request.method} {_template(request)} needs"
             )
         if self.rate is not None:
-            guards.rates[self.rate].check(principal.key)
+            own = principal.predict_rate if self.rate == "predict" else None
+            guards.rates[self.rate].check(principal.key, rate=own)
         return principal
 
     def without_token(self, settings: Settings, address: str) -> Principal | None:
@@ -113,7 +114,11 @@ def authenticate(factory: sessionmaker[Session], secret: str, address: str) -> P
         if token is None:
             return None
         principal = Principal(
-            address=address, scopes=frozenset(Scope(s) for s in token.scopes), token_id=token.id, token_name=token.name
+            address=address,
+            scopes=frozenset(Scope(s) for s in token.scopes),
+            token_id=token.id,
+            token_name=token.name,
+            predict_rate=token.predict_rate,
         )
         stale = tokens.is_use_stale(token)
     if stale:
