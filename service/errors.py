@@ -46,10 +46,8 @@ class Forbidden(ConvlabError):
     status_code = 403
 
 
-class TooManyRequests(ConvlabError):
-    """A quota or rate limit; `retry_after` says when trying again can succeed."""
-
-    status_code = 429
+class RetryLater(ConvlabError):
+    """A refusal that passes: `retry_after` (seconds) says when trying again can succeed (a Retry-After header)."""
 
     def __init__(self, detail: str, *, retry_after: float) -> None:
         super().__init__(detail)
@@ -58,6 +56,18 @@ class TooManyRequests(ConvlabError):
     @property
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(max(1, math.ceil(self.retry_after)))}
+
+
+class TooManyRequests(RetryLater):
+    """A quota or rate limit."""
+
+    status_code = 429
+
+
+class Overloaded(RetryLater):
+    """More predict requests are waiting than can be served within the bounded wait (load shedding)."""
+
+    status_code = 503
 
 
 class NotFound(ConvlabError):

@@ -14,23 +14,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from service.errors import ConvlabError
+from service.errors import Overloaded
 
 SMOOTHING = 0.02  # weight of each new gap between answers in the running average (about the last 50)
-
-
-class Overloaded(ConvlabError):
-    """More predict requests are waiting than can be served within the bounded wait."""
-
-    status_code = 503
-
-    def __init__(self, detail: str, *, retry_after: float) -> None:
-        super().__init__(detail)
-        self.retry_after = retry_after
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(max(1, math.ceil(self.retry_after)))}
 
 
 class LoadShedder:

@@ -5,7 +5,8 @@ import contextlib
 
 import pytest
 
-from service.inference.shedding import LoadShedder, Overloaded
+from service.errors import Overloaded
+from service.inference.shedding import LoadShedder
 
 
 class Clock:
