@@ -64,3 +64,30 @@ def test_a_raw_png_body_predicts_by_name_as_the_upload_does(client: TestClient) 
     raw = client.post("/models/fashion/predict", content=image, headers={"content-type": "image/png"})
     upload = client.post("/models/fashion/predict", files=[("file", ("x.png", image, "image/png"))])
     assert raw.status_code == 200 and raw.json() == upload.json() and raw.headers["X-Model-Version"] == "1"
+
+
+def test_the_answer_after_a_move_is_the_new_versions_own_not_the_last_one_s(client: TestClient) -> None:
+    """This process remembers what a name meant; after a move the answer is still the version the read found:
+    its probabilities equal that epoch's predict by job."""
+    image = {"pixels": [np.linspace(0, 1, 28 * 28).reshape(28, 28).tolist()]}
+
+    def top(path: str) -> list[tuple[int, float]]:
+        answer = client.post(path, json=image).json()
+        return [(p["class_index"], round(p["probability"], 6)) for p in answer["predictions"][0]["top_k"]]
+
+    own = {epoch: top(f"/jobs/1/predict?checkpoint={epoch}") for epoch in (1, 2)}
+    assert own[1] != own[2]
+    for version in (1, 2, 1):
+        assert client.put("/models/fashion/aliases/prod", json={"version": version}).status_code == 200
+        assert top("/models/fashion/predict") == own[version]
+
+
+def test_a_bad_body_for_a_name_that_no_longer_resolves_is_its_404(client: TestClient) -> None:
+    """The name's read comes first: a version deleted since this process last resolved it is a 404 even when the
+    body is not an image (else a 422)."""
+    assert served(client, "?version=1") == 1
+    assert client.delete("/models/fashion/versions/1").status_code == 204
+    ragged = {"pixels": [[[0] * 28, [0] * 5]]}
+    refused = client.post("/models/fashion/predict?version=1", json=ragged)
+    assert refused.status_code == 404, refused.text
+    assert client.post("/models/fashion/predict?version=2", json=ragged).status_code == 422
