@@ -9,7 +9,7 @@ Fashion-MNIST, as bench/serve_names.py does; a given `--state-dir` is kept, so a
   2. Unloaded: an open-loop generator (below) at `--unloaded` x R (default 0.5) for `--seconds`: the p50/p99 of
      a server that keeps up, the reference for the overload's admitted requests.
   3. Overload: the same generator at `--factor` x R for `--seconds`: the share of 200s and of 503s (and whether
-     each 503 had Retry-After), any other status, connection errors and timeouts (no answer within `--timeout`),
+     each 503 had Retry-After), any other status, connection errors, no answer, and answers later than `--timeout`,
      and the p50/p99 of the 200s. The moment it stops sending, a probe sends one request every 50 ms (each on a
      connection of its own) until one is answered 200 within the unloaded p99: the recovery time is from the
      stop to that answer (also reported: to the first 200 of any latency). The server's own histograms
@@ -230,8 +230,9 @@ def summary(answers: list[Answer], unsent: int, window: tuple[float, float], tim
     and from when it was sent. `window`: when sending began and stopped."""
     by_status: dict[str, int] = {"not sent (every connection busy)": unsent} if unsent else {}
     for a in answers:
-        key = "timeout" if a.done == 0.0 or a.done - a.due > timeout else str(a.status or "connection error")
+        key = "no answer" if a.done == 0.0 else str(a.status or "connection error")
         by_status[key] = by_status.get(key, 0) + 1
+    late = sum(1 for a in answers if a.done and a.status and a.done - a.due > timeout)
     ok = [a for a in answers if a.status == 200 and a.done]
     shed = [a for a in answers if a.status == 503]
     last = max((a.done for a in answers), default=window[1])
@@ -242,6 +243,7 @@ def summary(answers: list[Answer], unsent: int, window: tuple[float, float], tim
         "answered_200_rps": len(ok) / (last - window[0]),
         "last_answer_after_stop_s": last - window[1],
         "by_status": by_status,
+        "answered_after_timeout": late,  # answers (of any status) later than --timeout after they were due
         "share_200": len(ok) / max(1, total),
         "share_503": len(shed) / max(1, total),
         "503_with_retry_after": sum(a.retry_after for a in shed),
@@ -377,6 +379,8 @@ def num(value: float | None, digits: int = 1) -> str:
 def phase_row(name: str, run: dict[str, Any]) -> list[str]:
     """One open-loop phase as a table row."""
     others = {k: v for k, v in run["by_status"].items() if k not in ("200", "503")}
+    if run["answered_after_timeout"]:
+        others["answered after the timeout"] = run["answered_after_timeout"]
     load = run["load_average_1m"]
     return [
         f"{name} at {run['rate']:,.0f} req/s",
