@@ -60,10 +60,11 @@ class ServingSettings(Group):
         2.0, ge=0, description="Dynamic batching: longest wait for more requests to join a batch."
     )
     predict_max_wait_ms: float = Field(
-        500.0,
+        0.0,
         ge=0,
-        description="Load shedding: a predict request that would wait longer than this behind the others in its "
-        "API process is refused at once with 503 and Retry-After (0: never refuse).",
+        description="Load shedding (off by default, see docs/benchmarks-serve.md): a predict request that would "
+        "wait longer than this behind the others in its API process is refused at once with 503 and Retry-After "
+        "(0: never refuse).",
     )
     inference_threads: int = Field(
         0, ge=0, description="torch intra-op threads for predictions in the API process (0: torch's default)."
