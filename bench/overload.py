@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import os
 import sys
-import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -46,9 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import wrk
 from bench.common import RESULTS_DIR, machine_info, print_table, write_json
-from bench.serve import DATA_DIR, live_server, png
-from bench.serve_names import trained_job
-from service.training.datasets import load_dataset
+from bench.serve import live_server
+from bench.serve_names import trained_state
 
 PROBE_EVERY_S = 0.05
 # Server-side histograms (GET /metrics): the app's own time for the predict route (from the middleware, so before
@@ -352,11 +350,7 @@ def main() -> None:
     parser.add_argument("--state-dir", type=Path)
     parser.add_argument("--json", type=Path, default=RESULTS_DIR / "overload.json")
     args = parser.parse_args()
-    image = png(load_dataset("fashion_mnist", DATA_DIR, train_subset=1, test_subset=1).test.images[0, 0].numpy())
-    with tempfile.TemporaryDirectory(prefix="convlab-bench-") as tmp:
-        state_dir = args.state_dir or Path(tmp)
-        state_dir.mkdir(parents=True, exist_ok=True)
-        job_id = trained_job(state_dir)
+    with trained_state(args.state_dir) as (state_dir, job_id, image):
         env = {"CONVLAB_INFERENCE_THREADS": "1", "CONVLAB_AUTH": "off"}
         with live_server(state_dir, workers=0, env=env) as url:
             result = measure(url, job_id, image, args)

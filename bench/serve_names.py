@@ -17,6 +17,8 @@ import os
 import statistics
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,17 @@ def trained_job(state_dir: Path) -> int:
             raise RuntimeError(f"bn_lenet job ended {job['status']}: {job['error']}")
         register(url, job_id)
     return int(job_id)
+
+
+@contextmanager
+def trained_state(state_dir: Path | None) -> Iterator[tuple[Path, int, bytes]]:
+    """A state folder (`state_dir`, else a temporary one) holding a trained BN-LeNet job, that job's id, and a
+    real Fashion-MNIST test image as PNG bytes."""
+    image = png(load_dataset("fashion_mnist", DATA_DIR, train_subset=1, test_subset=1).test.images[0, 0].numpy())
+    with tempfile.TemporaryDirectory(prefix="convlab-bench-") as tmp:
+        folder = state_dir or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        yield folder, trained_job(folder), image
 
 
 def cases(job_id: int, image: bytes) -> dict[str, wrk.Request]:
@@ -93,11 +106,7 @@ def main() -> None:
     parser.add_argument("--state-dir", type=Path)
     parser.add_argument("--json", type=Path, default=RESULTS_DIR / "serve_names.json")
     args = parser.parse_args()
-    image = png(load_dataset("fashion_mnist", DATA_DIR, train_subset=1, test_subset=1).test.images[0, 0].numpy())
-    with tempfile.TemporaryDirectory(prefix="convlab-bench-") as tmp:
-        state_dir = args.state_dir or Path(tmp)
-        state_dir.mkdir(parents=True, exist_ok=True)
-        job_id = trained_job(state_dir)
+    with trained_state(args.state_dir) as (state_dir, job_id, image):
         env = {"CONVLAB_INFERENCE_THREADS": "1"}
         with live_server(state_dir, workers=0, env=env) as url, bare_server() as bare:
             everything = {name: (url, request) for name, request in cases(job_id, image).items()}
