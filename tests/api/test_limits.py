@@ -96,7 +96,8 @@ def test_a_token_s_own_predict_rate_overrides_the_server_s_and_can_be_changed(ap
     changed = client.patch("/tokens/slow", json={"predict_rate": 0}, headers=admin)
     assert changed.status_code == 200 and changed.json()["predict_rate"] == 0
     assert {predict(slow) for _ in range(20)} == {404}
-    assert client.patch("/tokens/slow", json={"predict_rate": -1}, headers=admin).status_code == 422
+    for bad in (-1, False, "5", 1e10):  # a boolean or a string is no rate (JSON false must not become 0)
+        assert client.patch("/tokens/slow", json={"predict_rate": bad}, headers=admin).status_code == 422, bad
     assert client.patch("/tokens/nobody", json={"predict_rate": 1}, headers=admin).status_code == 404
     assert [t["predict_rate"] for t in client.get("/tokens", headers=admin).json()] == [None, 0, None]
 

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat
 
 from service.access import Scope
 
@@ -16,7 +16,7 @@ class TokenCreate(BaseModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", examples=["alice-laptop"])
     scopes: list[Scope] = Field(min_length=1, max_length=len(Scope), examples=[["jobs:read", "jobs:write"]])
-    predict_rate: float | None = Field(None, ge=0, le=1e9, description=PREDICT_RATE, examples=[50])
+    predict_rate: StrictFloat | None = Field(None, ge=0, le=1e9, description=PREDICT_RATE, examples=[50])
 
 
 class TokenUpdate(BaseModel):
@@ -24,7 +24,7 @@ class TokenUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    predict_rate: float | None = Field(..., ge=0, le=1e9, description=PREDICT_RATE, examples=[50])
+    predict_rate: StrictFloat | None = Field(..., ge=0, le=1e9, description=PREDICT_RATE, examples=[50])
 
 
 class TokenRead(BaseModel):
