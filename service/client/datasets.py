@@ -94,7 +94,7 @@ class DatasetCalls(Connection):
     ) -> DatasetPush:
         """Upload a folder (class folders, or train/ and val/ or test/ holding them) or a zip or tar of one as the
         next version of `name`; `progress(sent, total)` follows the upload. The same images again: that version."""
-        if UPLOADED_NAME.fullmatch(name) is None:  # checked here too: the server's pattern is not anchored
+        if UPLOADED_NAME.fullmatch(name) is None:  # checked here too, before a folder is packed for nothing
             raise ClientError(422, f"name: {name!r} is not a dataset name (lowercase letters, digits, '_', '.', '-')")
         given = {"size": size, "val_fraction": val_fraction, "seed": seed}
         params: dict[str, Any] = {"name": name} | {key: value for key, value in given.items() if value is not None}
