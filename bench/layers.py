@@ -62,7 +62,7 @@ LAYERS: list[tuple[str, str]] = [
     ("middleware", r"service/api/plumbing/(observe|headers|limits|handlers)\.py|starlette/middleware/"),
     ("predict handler", r"service/api/routers/predict\.py|service/inference/(predictor|shedding|cache)\.py"),
     ("tracing check", r"fastapi/telemetry/|opentelemetry/"),
-    ("routing", r"starlette/|fastapi/|service/api/plumbing/(deps|routes)\.py"),
+    ("routing", r"starlette/|fastapi/|service/api/plumbing/(deps|routes|lane)\.py"),  # the lane routes too
     ("server", r"uvicorn/|httptools/|h11/"),
 ]
 # When no frame of a stack is in a layer: the machinery it runs in.
@@ -237,7 +237,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     parser.add_argument("--blocking", action="store_true", help="pause the server for each sample (py-spy's default)")
-    parser.add_argument("--py-spy", default=shutil.which("py-spy") or "/tmp/pyspy/bin/py-spy")
+    parser.add_argument("--py-spy", default=shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"))
     parser.add_argument("--state-dir", type=Path, help="one database per build under it (kept)")
     parser.add_argument("--json", type=Path, default=RESULTS_DIR / "layers.json")
     args = parser.parse_args()

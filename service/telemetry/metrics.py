@@ -68,6 +68,7 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self._http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}  # by route template
         self.predict_duration = Histogram(
             "convlab_predict_duration_seconds", "Time to answer a predict request.", buckets=LATENCY_BUCKETS, registry=r
         )
@@ -93,9 +94,14 @@ class Metrics:
 
     def observe_request(self, *, route: str, method: str, status: int, seconds: float) -> None:
         """Count one HTTP answer and its latency."""
-        method = method if method in METHODS else "OTHER"
-        self.http_requests.labels(route, method, str(status)).inc()
-        self.http_duration.labels(route, method).observe(seconds)
+        method = method if method in METHODS else "OTHER"  # a client's own methods would make label sets unbounded
+        key = (route, method, status)
+        if (children := self._http_children.get(key)) is None:
+            # Finding a labelled child costs more than counting (a lock, label checks): once per label set.
+            children = self.http_requests.labels(route, method, str(status)), self.http_duration.labels(route, method)
+            self._http_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     # InferenceObserver
     def predicted(self, seconds: float) -> None:

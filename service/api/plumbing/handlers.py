@@ -88,6 +88,16 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return _error_json(request, 500, "internal server error")
 
 
+async def error_response(request: Request, exc: Exception) -> JSONResponse:
+    """What the handlers installed below answer for `exc`, for code that runs outside FastAPI's routing (the
+    serving lane, service/api/plumbing/lane.py)."""
+    if isinstance(exc, ConvlabError):
+        return await _domain_error(request, exc)
+    if isinstance(exc, DATABASE_OUTAGES):
+        return await _database_outage(request, exc)
+    return await _unexpected_error(request, exc)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map domain exceptions, request validation errors and unexpected errors to JSON responses."""
     app.add_exception_handler(ConvlabError, _domain_error)

@@ -9,7 +9,7 @@ from service.api.plumbing.predict_inputs import read_inputs
 from service.api.plumbing.security import PREDICT, auth_responses
 from service.api.wire.errors import ErrorResponse
 from service.api.wire.predict import ClassScore, PredictionRead, PredictResponse
-from service.inference import ONE_PIXEL_PNG, Prediction, Predictions, PredictRequest
+from service.inference import ONE_PIXEL_PNG, Prediction, Predictions, Predictor, PredictRequest
 
 router = APIRouter(
     prefix="/jobs", tags=["predict"], dependencies=[Depends(PREDICT)], responses=auth_responses(limited=True)
@@ -66,6 +66,12 @@ async def predict(
 ) -> Response:
     """Upload `file` parts, send JSON `images` (base64) or `pixels`, or one PNG or JPEG image as the body
     (`Content-Type: image/png` or `image/jpeg`); answers one prediction per image, in order."""
+    return await answer(request, predictor, job_id, checkpoint, top_k)
+
+
+async def answer(request: Request, predictor: Predictor, job_id: int, checkpoint: int | None, top_k: int) -> Response:
+    """The answer to a predict request whose caller is admitted (this route, and the serving lane's copy of it:
+    service/api/plumbing/lane.py)."""
     raw = await read_inputs(request)
     result = await predictor.predict(job_id, raw, epoch=checkpoint, top_k=top_k)
     # Serialized here, once, by pydantic: FastAPI would validate the model it was just built from again.

@@ -13,6 +13,7 @@ from service.api.routers.predict import OVERLOADED, REQUEST_BODY, UNSUPPORTED_ME
 from service.api.wire.errors import ErrorResponse
 from service.api.wire.explain import ModelExplainResponse
 from service.api.wire.registry import ModelPredictResponse
+from service.inference import Predictor
 
 router = APIRouter(
     prefix="/models", tags=["models"], dependencies=[Depends(PREDICT)], responses=auth_responses(limited=True)
@@ -51,6 +52,14 @@ async def predict_by_name(
     top_k: Annotated[int, Query(ge=1, le=1000, description="How many ranked classes to return per image.")] = 3,
 ) -> Response:
     """The same inputs as `POST /jobs/{id}/predict`; the answer names the version that served it."""
+    return await answer(request, predictor, name, alias, version, top_k)
+
+
+async def answer(
+    request: Request, predictor: Predictor, name: str, alias: str | None, version: int | None, top_k: int
+) -> Response:
+    """The answer to a predict-by-name request whose caller is admitted (this route, and the serving lane's copy
+    of it: service/api/plumbing/lane.py)."""
     raw = await read_inputs(request)
     resolved, result = await predictor.predict_version(name, raw, alias=alias, version=version, top_k=top_k)
     body = ModelPredictResponse(  # built once from its parts: a job's answer dumped and validated again costs more
