@@ -2,8 +2,8 @@
 
 Not a convlab dependency: install it where the benchmark runs (`pip install "torchserve==0.12.*"
 torch-model-archiver pyyaml`; TorchServe imports yaml without declaring it) and have Java 17 on PATH.
-The model is archived with bench/torchserve_handler.py and a model config of the same dynamic batching as
-convlab's defaults (batchSize 32, maxBatchDelay 2 ms) and two workers; token authorization is off.
+The model is archived with bench/torchserve_handler.py and a model config of convlab's batch size (batchSize
+32), a maxBatchDelay of the caller's choice and two workers; token authorization is off.
 """
 
 import contextlib

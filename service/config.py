@@ -57,7 +57,10 @@ class ServingSettings(Group):
         32, ge=1, description="Dynamic batching: most images in one forward pass (1 turns batching off)."
     )
     predict_batch_max_delay_ms: float = Field(
-        2.0, ge=0, description="Dynamic batching: longest wait for more requests to join a batch."
+        0.0,
+        ge=0,
+        description="Dynamic batching: longest wait for more requests to join a batch (0: none; the requests that "
+        "arrive during a forward pass form the next batch, so batches grow with the load anyway).",
     )
     predict_max_wait_ms: float = Field(
         0.0,
