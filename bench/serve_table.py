@@ -176,7 +176,7 @@ def start_servers(
         work = tmp / f"ts-{delay}"
         store = torchserve.archive(work, checkpoints["bn_lenet"], batch=32, delay_ms=delay, workers=2)
         ports = {"port": free_port(), "management_port": free_port(), "metrics_port": free_port()}
-        url = stack.enter_context(torchserve.torchserve(work, store, **ports))
+        url = stack.enter_context(torchserve.torchserve(work, store, **ports, grpc_ports=(free_port(), free_port())))
         theirs = answers(url, f"/predictions/{torchserve.MODEL}", pngs, torchserve_style=True)
         checks["answers_match"] = same_answers(checks["convlab"], theirs)
         servers[f"{TORCHSERVE}, {delay} ms"] = (url, torchserve_cases(pngs[0]))

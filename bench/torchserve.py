@@ -62,13 +62,17 @@ def archive(work: Path, checkpoint: bytes, *, batch: int, delay_ms: int, workers
 
 
 @contextmanager
-def torchserve(work: Path, store: Path, *, port: int, management_port: int, metrics_port: int) -> Iterator[str]:
-    """TorchServe in the foreground of its own process group, serving bn_lenet; its inference URL."""
+def torchserve(
+    work: Path, store: Path, *, port: int, management_port: int, metrics_port: int, grpc_ports: tuple[int, int]
+) -> Iterator[str]:
+    """TorchServe in the foreground of its own process group, serving bn_lenet; its inference URL. Every port is
+    the caller's (its gRPC ones too, 7070 and 7071 by default), so that several can run side by side."""
     config = work / "config.properties"
     config.write_text(
         f"inference_address=http://127.0.0.1:{port}\n"
         f"management_address=http://127.0.0.1:{management_port}\n"
         f"metrics_address=http://127.0.0.1:{metrics_port}\n"
+        f"grpc_inference_port={grpc_ports[0]}\ngrpc_management_port={grpc_ports[1]}\n"
         "disable_token_authorization=true\n"
         "install_py_dep_per_model=false\n"
         f"model_store={store}\n"
@@ -77,6 +81,7 @@ def torchserve(work: Path, store: Path, *, port: int, management_port: int, metr
     command = [str(BIN / "torchserve"), "--foreground", "--ts-config", str(config), "--model-store", str(store)]
     command += ["--models", f"{MODEL}={MODEL}.mar", "--disable-token-auth", "--ncs"]
     env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "LOG_LOCATION": str(work / "logs")}
+    env["TMPDIR"] = str(work)  # its pid file (.model_server.pid) lives there: one per instance, side by side
     process = subprocess.Popen(command, env=env, cwd=work, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -102,4 +107,5 @@ def wait_ready(management: str, process: "subprocess.Popen[bytes]", log: Path) -
             if workers and all(w["status"] == "READY" for w in workers):
                 return
         time.sleep(1)
-    raise RuntimeError(f"TorchServe did not become ready; see {log}")
+    tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:]) if log.exists() else "(no log)"
+    raise RuntimeError(f"TorchServe did not become ready; the end of {log}:\n{tail}")
