@@ -59,8 +59,8 @@ class ServingSettings(Group):
     predict_batch_max_delay_ms: float = Field(
         0.0,
         ge=0,
-        description="Dynamic batching: longest wait for more requests to join a batch (0: none; the requests that "
-        "arrive during a forward pass form the next batch, so batches grow with the load anyway).",
+        description="Dynamic batching: longest wait for more requests to join a batch (0: a few turns of the event "
+        "loop; the requests that arrive during a forward pass form the next batch, so batches grow with the load).",
     )
     predict_max_wait_ms: float = Field(
         0.0,

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from service.errors import InvalidInput, PayloadTooLarge
-from service.inference.batching import DynamicBatcher
+from service.inference.batching import GATHER_TURNS, DynamicBatcher
 from service.inference.cache import ModelCache
 from service.inference.images import ImageLimits, decode_image, pixels_to_tensor, to_native
 
@@ -76,6 +76,26 @@ def test_model_cache_evicts_the_least_recently_used(trained):
     cache.get(2, reader(2), torch.device("cpu"))
     cache.get(1, reader(1), torch.device("cpu"))
     assert reads == [1, 2, 1] and cache.hits == 1 and cache.misses == 3 and len(cache) == 1
+
+
+def test_with_no_delay_requests_a_few_turns_of_the_loop_behind_join_the_same_batch():
+    """No timer, yet the requests the event loop already holds (here: one or two steps from submitting) are not
+    left for the next forward pass; one more step behind than the turns allowed forms a second batch."""
+    model = torch.nn.Linear(3, 3)
+
+    async def main(behind: int) -> int:
+        batcher = DynamicBatcher(max_batch=64, max_delay_s=0)
+
+        async def request(steps: int) -> torch.Tensor:
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            return await batcher.submit(model, torch.randn(1, 3))
+
+        await asyncio.gather(request(0), *(request(steps) for steps in range(1, behind + 1)))
+        return batcher.batches
+
+    assert asyncio.run(main(GATHER_TURNS)) == 1
+    assert asyncio.run(main(GATHER_TURNS + 2)) == 2
 
 
 def test_dynamic_batcher_joins_concurrent_requests_and_keeps_their_order():
