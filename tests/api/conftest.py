@@ -91,3 +91,16 @@ def png_bytes(array: np.ndarray, fmt: str = "PNG") -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format=fmt)
     return buffer.getvalue()
+
+
+@pytest.fixture
+def fashion_client(trained_settings: Settings, tmp_path: Path, data_dir: Path) -> Iterator[TestClient]:
+    """Auth off, on a copy of the trained job's database; model `fashion` has v1 (epoch 1) and v2 (epoch 2)."""
+    from tests.api.test_export import copy_database  # a test module that imports this one
+
+    copy_database(trained_settings, tmp_path)
+    with make_client(create_app(make_settings(tmp_path, data_dir))) as client:
+        assert client.post("/models", json={"name": "fashion"}).status_code == 201
+        for epoch in (1, 2):
+            assert client.post("/models/fashion/versions", json={"job_id": 1, "epoch": epoch}).status_code == 201
+        yield client

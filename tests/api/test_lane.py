@@ -6,7 +6,6 @@ for answers and for every kind of refusal; the metrics label both by the route's
 """
 
 import gc
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ from service.api.plumbing.lane import ROUTES, ServingLane, query_params
 from service.config import Settings
 from service.main import create_app
 from tests.api.auth_helpers import bearer, issue_token, required_settings
-from tests.api.conftest import make_client, make_settings, png_bytes
+from tests.api.conftest import make_client, png_bytes
 from tests.api.test_export import copy_database
 
 GRAY = png_bytes(np.zeros((28, 28), dtype=np.uint8))
@@ -27,14 +26,9 @@ HEADERS = ("content-type", "retry-after", "x-model-version", "x-content-type-opt
 
 
 @pytest.fixture
-def client(trained_settings: Settings, tmp_path: Path, data_dir: Path) -> Iterator[TestClient]:
-    """Auth off, on a copy of the trained job's database; model `fashion` has v1 (epoch 1) and v2 (epoch 2)."""
-    copy_database(trained_settings, tmp_path)
-    with make_client(create_app(make_settings(tmp_path, data_dir))) as client:
-        assert client.post("/models", json={"name": "fashion"}).status_code == 201
-        for epoch in (1, 2):
-            assert client.post("/models/fashion/versions", json={"job_id": 1, "epoch": epoch}).status_code == 201
-        yield client
+def client(fashion_client: TestClient) -> TestClient:
+    """Auth off; model `fashion` has v1 (epoch 1) and v2 (epoch 2)."""
+    return fashion_client
 
 
 def both_ways(client: TestClient, method: str, path: str, **kwargs: object) -> None:

@@ -1,30 +1,19 @@
 """Predict by name reads what a name means in the database for every request, even though this process keeps
 the full resolution: an alias move, a deleted version and a deleted job all show on the next request."""
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service.config import Settings
-from service.main import create_app
-from tests.api.conftest import make_client, make_settings, png_bytes
-from tests.api.test_export import copy_database
+from tests.api.conftest import png_bytes
 
 PIXELS = {"pixels": [[[0] * 28] * 28]}
 
 
 @pytest.fixture
-def client(trained_settings: Settings, tmp_path: Path, data_dir: Path) -> Iterator[TestClient]:
-    """Auth off, on a copy of the trained job's database; model `fashion` has v1 (epoch 1) and v2 (epoch 2)."""
-    copy_database(trained_settings, tmp_path)
-    with make_client(create_app(make_settings(tmp_path, data_dir))) as client:
-        assert client.post("/models", json={"name": "fashion"}).status_code == 201
-        for epoch in (1, 2):
-            assert client.post("/models/fashion/versions", json={"job_id": 1, "epoch": epoch}).status_code == 201
-        yield client
+def client(fashion_client: TestClient) -> TestClient:
+    """Auth off; model `fashion` has v1 (epoch 1) and v2 (epoch 2)."""
+    return fashion_client
 
 
 def served(client: TestClient, query: str = "") -> int:
