@@ -192,7 +192,8 @@ def frozen_heap() -> Iterator[None]:
     """What is alive on entry (the imported libraries, the app) out of the garbage collector's sight until exit.
 
     It lives as long as the process, and a full collection walked all of it: 220-240 ms, every few seconds under
-    load, which was the whole of predict's p99 at 32 connections (docs/benchmarks-serve.md, "Garbage collection").
+    load, which was the whole of predict's p99 at 32 connections (docs/benchmarks-serve.md, "The serving lane, the
+    garbage collector and batching").
     """
     gc.collect()
     gc.freeze()

@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.access import Scope
+from service.api.plumbing.cookies import TOKEN_COOKIE
 from service.api.plumbing.lane import ROUTES, ServingLane, query_params
 from service.config import Settings
 from service.main import create_app
@@ -90,6 +91,9 @@ def test_auth_refusals_and_admission_are_the_routes_own(
             both_ways(client, "POST", "/jobs/1/predict", json=PIXELS, headers=headers)
         both_ways(client, "POST", "/jobs/1/predict", json=PIXELS, headers=bearer(predictor))
         assert client.post("/jobs/1/predict", json=PIXELS, headers=bearer(predictor)).status_code == 200
+        client.cookies.set(TOKEN_COOKIE, predictor)  # a browser's session, without the forgery check's token
+        both_ways(client, "POST", "/jobs/1/predict", json=PIXELS)
+        assert client.post("/jobs/1/predict", json=PIXELS).status_code == 403
 
 
 def test_the_per_token_predict_rate_counts_lane_requests(
