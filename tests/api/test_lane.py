@@ -96,9 +96,7 @@ def test_auth_refusals_and_admission_are_the_routes_own(
         assert client.post("/jobs/1/predict", json=PIXELS).status_code == 403
 
 
-def test_the_per_token_predict_rate_counts_lane_requests(
-    trained_settings: Settings, tmp_path: Path, data_dir: Path
-) -> None:
+def test_the_predict_rate_counts_lane_requests(trained_settings: Settings, tmp_path: Path, data_dir: Path) -> None:
     copy_database(trained_settings, tmp_path)
     app = create_app(required_settings(tmp_path, data_dir, predict_rate=1, predict_burst=2))
     with make_client(app) as client:

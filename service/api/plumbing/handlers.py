@@ -1,7 +1,7 @@
 """The one place where errors become HTTP responses: every error body is JSON with a readable `detail`."""
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -88,21 +88,24 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return _error_json(request, 500, "internal server error")
 
 
+# What handler answers a raised error, most specific first: one table for the app and for the serving lane.
+RAISED: tuple[tuple[type[Exception], Callable[[Request, Exception], Awaitable[JSONResponse]]], ...] = (
+    (ConvlabError, _domain_error),
+    *((outage, _database_outage) for outage in DATABASE_OUTAGES),
+    (Exception, _unexpected_error),
+)
+
+
 async def error_response(request: Request, exc: Exception) -> JSONResponse:
     """What the handlers installed below answer for `exc`, for code that runs outside FastAPI's routing (the
     serving lane, service/api/plumbing/lane.py)."""
-    if isinstance(exc, ConvlabError):
-        return await _domain_error(request, exc)
-    if isinstance(exc, DATABASE_OUTAGES):
-        return await _database_outage(request, exc)
-    return await _unexpected_error(request, exc)
+    handler = next(handler for kind, handler in RAISED if isinstance(exc, kind))
+    return await handler(request, exc)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     """Map domain exceptions, request validation errors and unexpected errors to JSON responses."""
-    app.add_exception_handler(ConvlabError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    for outage in DATABASE_OUTAGES:
-        app.add_exception_handler(outage, _database_outage)
-    app.add_exception_handler(Exception, _unexpected_error)
+    for kind, handler in RAISED:
+        app.add_exception_handler(kind, handler)
