@@ -77,10 +77,10 @@ class ServingSettings(Group):
     )
     events_poll_seconds: float = Field(0.5, gt=0, description="How often /jobs/{id}/events looks for news.")
     inference_backend: Literal["torch", "onnxruntime", "auto"] = Field(
-        "torch",
+        "auto",
         description="CONVLAB_INFERENCE_BACKEND: what runs a loaded model's forward pass: torch, onnxruntime (the "
-        "checkpoint's verified ONNX export), or auto (whichever a short measurement at the first load of an "
-        "architecture on this device finds faster).",
+        "checkpoint's verified ONNX export, made at the first load), or auto (torch at once, then whichever a "
+        "short background measurement at the first load of an architecture on this device finds faster).",
     )
     explain_max_seconds: float = Field(
         30.0, gt=0, description="CONVLAB_EXPLAIN_MAX_SECONDS: work one explain call may do before it is stopped."

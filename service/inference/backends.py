@@ -1,16 +1,20 @@
 """Inference backends: torch (the checkpoint's own model) or onnxruntime (its verified ONNX export), or auto.
 
-auto measures both the first time an architecture (with its channels and input size) is loaded on a device:
-the best of 3 timed forward passes (after one warm-up) at batch 1 plus the same at the batcher's largest
-batch, with random inputs, and keeps the faster backend for that key for the life of the process. Later
-loads of the same architecture on that device reuse the verdict without measuring (or exporting, when torch
-won).
+auto, the default, never makes a request wait for an export: a checkpoint is served by torch at once, while one
+background thread exports it (stored, as `GET /jobs/{id}/export` stores it), and, the first time an
+architecture (with its channels and input size) is loaded on a device, measures both backends: the best of 3
+timed forward passes (after one warm-up) at batch 1 plus the same at the batcher's largest batch, with random
+inputs. The faster is kept for that key for the life of the process; when it is onnxruntime, the cached entry
+is swapped for the onnxruntime session (`ModelCache.replace`). Later loads of the same architecture on that
+device reuse the verdict: with the export already stored, onnxruntime serves from the first request.
 """
 
 import logging
 import threading
 import time
 from collections.abc import Callable, Hashable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_all
 from dataclasses import replace
 from typing import Literal
 
@@ -89,8 +93,11 @@ class Backends:
         self.exporter = exporter
         self.threads = threads
         self.batches = (1, max(1, max_batch))
+        self.swap: Callable[[Hashable, LoadedCheckpoint], bool] = lambda key, loaded: False  # ModelCache.replace
         self._verdicts: dict[Hashable, str] = {}  # auto: (architecture, channels, size, device) -> backend
         self._lock = threading.Lock()
+        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="convlab-backend")
+        self._upgrades: list[Future[None]] = []
 
     def verdicts(self) -> dict[Hashable, str]:
         """What auto chose so far, per (architecture, channels, input size, device)."""
@@ -98,33 +105,71 @@ class Backends:
             return dict(self._verdicts)
 
     def prepare(self, key: Hashable, loaded: LoadedCheckpoint, device: torch.device) -> LoadedCheckpoint:
-        """The checkpoint as the configured backend serves it (a CPU checkpoint, fresh from the database)."""
+        """The checkpoint as the configured backend serves it now (a CPU checkpoint, fresh from the database)."""
         verdict_key = (loaded.architecture, loaded.in_channels, loaded.input_size, str(device))
         with self._lock:
             known = self._verdicts.get(verdict_key)
         if self.name == "torch" or known == "torch":
             return on_device(key, loaded, device)
-        ort_model = self._ort_model(key, loaded, device)  # exported from the CPU model before it moves
-        if ort_model is None:
-            return on_device(key, loaded, device)
-        if self.name == "onnxruntime" or known == "onnxruntime":
-            return replace(loaded, model=ort_model)
+        if self.name == "onnxruntime":
+            ort_model = self._ort_model(key, loaded, device)  # exported from the CPU model before it moves
+            return on_device(key, loaded, device) if ort_model is None else replace(loaded, model=ort_model)
+        stored = self.exporter.stored_onnx(cache_ids(key)[1]) if known == "onnxruntime" else None
+        if stored is not None:
+            return replace(loaded, model=OrtModel(ort_session(stored, device, threads=self.threads)))
         on_torch = on_device(key, loaded, device)
-        torch_s, ort_s = (measure(m, loaded, device, self.batches) for m in (on_torch.model, ort_model))
+        with self._lock:
+            self._upgrades = [f for f in self._upgrades if not f.done()]
+            self._upgrades.append(self._background.submit(self._upgrade, key, on_torch, device, verdict_key))
+        return on_torch
+
+    def settle(self, timeout: float | None = None) -> None:
+        """Wait for the background exports and measurements started so far (tests; shutdown)."""
+        with self._lock:
+            pending = list(self._upgrades)
+        wait_all(pending, timeout=timeout)
+
+    def close(self) -> None:
+        """Finish the background work in progress (it writes to the database) and drop what has not started."""
+        self._background.shutdown(wait=True, cancel_futures=True)
+
+    def _upgrade(self, key: Hashable, on_torch: LoadedCheckpoint, device: torch.device, verdict_key: Hashable) -> None:
+        """auto, in the background: export `key`, decide the backend if its architecture is new, and serve the
+        onnxruntime session from now on if that is the faster."""
+        try:
+            ort_model = self._ort_model(key, on_torch, device)
+            if ort_model is None:
+                return
+            with self._lock:
+                chosen = self._verdicts.get(verdict_key)
+            if chosen is None:
+                chosen = self._decide(verdict_key, on_torch, ort_model, device)
+            if chosen == "onnxruntime":
+                self.swap(key, replace(on_torch, model=ort_model))
+        except Exception:  # torch keeps serving; the next load tries again
+            log.exception("auto backend for %s: export or measurement failed; torch serves it", verdict_key)
+
+    def _decide(self, verdict_key: Hashable, on_torch: LoadedCheckpoint, ort: nn.Module, device: torch.device) -> str:
+        torch_s, ort_s = (measure(m, on_torch, device, self.batches) for m in (on_torch.model, ort))
         chosen = "onnxruntime" if ort_s < torch_s else "torch"
         log.info("auto backend for %s: %s (torch %.4f s, onnxruntime %.4f s)", verdict_key, chosen, torch_s, ort_s)
         with self._lock:
             self._verdicts[verdict_key] = chosen
-        return replace(loaded, model=ort_model) if chosen == "onnxruntime" else on_torch
+        return chosen
 
     def _ort_model(self, key: Hashable, loaded: LoadedCheckpoint, device: torch.device) -> OrtModel | None:
         """The checkpoint's verified export in an onnxruntime session; None (torch serves) if it was refused."""
-        if not isinstance(key, tuple):
-            raise TypeError(f"expected the predictor's (job id, checkpoint id, sha256) cache key, got {key!r}")
-        job_id, checkpoint_id, _ = key
+        job, checkpoint = cache_ids(key)
         try:
-            data = self.exporter.onnx_for(int(job_id), int(checkpoint_id), loaded)
+            data = self.exporter.onnx_for(job, checkpoint, loaded)
         except ExportRefused as refused:
-            log.warning("serving job %s with torch: %s", job_id, refused.detail)
+            log.warning("serving job %s with torch: %s", job, refused.detail)
             return None
         return OrtModel(ort_session(data, device, threads=self.threads))
+
+
+def cache_ids(key: Hashable) -> tuple[int, int]:
+    """The job id and checkpoint id of a predictor's cache key (job id, checkpoint id, sha256)."""
+    if not isinstance(key, tuple):
+        raise TypeError(f"expected the predictor's (job id, checkpoint id, sha256) cache key, got {key!r}")
+    return int(key[0]), int(key[1])

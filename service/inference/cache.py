@@ -105,6 +105,15 @@ class ModelCache:
             return found
         return self._loads.do(key, lambda: self._load(key, read, device))
 
+    def replace(self, key: Hashable, loaded: LoadedCheckpoint) -> bool:
+        """Serve `loaded` for `key` from now on (a faster backend for the same checkpoint), if `key` is still
+        cached; False if it was evicted meanwhile."""
+        with self._lock:
+            if key not in self._items:
+                return False
+            self._items[key] = loaded
+        return True
+
     def _hit(self, key: Hashable) -> LoadedCheckpoint | None:
         with self._lock:
             if key not in self._items:

@@ -64,13 +64,19 @@ class Exporter:
             return Exported(stored, cached=True)
         return self._flights.do(checkpoint.id, lambda: self._make(job_id, checkpoint, None))
 
-    def onnx_for(self, job_id: int, checkpoint_id: int, loaded: LoadedCheckpoint) -> bytes:
-        """The ONNX bytes for a checkpoint already loaded (on the CPU) for serving: stored, or made from it."""
+    def stored_onnx(self, checkpoint_id: int) -> bytes | None:
+        """The checkpoint's stored ONNX bytes, or None if it was never exported."""
         with self.session_factory() as session:
             stored = exports.find_export(session, checkpoint_id, ONNX)
-            checkpoint = session.get(Checkpoint, checkpoint_id)
+        return None if stored is None else stored.data
+
+    def onnx_for(self, job_id: int, checkpoint_id: int, loaded: LoadedCheckpoint) -> bytes:
+        """The ONNX bytes for a checkpoint already loaded for serving: stored, or made from it."""
+        stored = self.stored_onnx(checkpoint_id)
         if stored is not None:
-            return stored.data
+            return stored
+        with self.session_factory() as session:
+            checkpoint = session.get(Checkpoint, checkpoint_id)
         if checkpoint is None:
             raise Conflict(f"checkpoint {checkpoint_id} was just deleted; retry the request")
         return self._flights.do(checkpoint_id, lambda: self._make(job_id, checkpoint, loaded)).row.data

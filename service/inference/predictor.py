@@ -103,6 +103,7 @@ class Predictor:
             max_batch=settings.predict_batch_max_size,
         )
         self.cache = ModelCache(settings.model_cache_size, observer=self.observer, prepare=self.backends.prepare)
+        self.backends.swap = self.cache.replace  # auto's background switch to onnxruntime
         # Few threads do CPU work for predictions at a time: with dozens, they and the event loop fight for
         # the GIL and tail latency explodes. Waiting requests queue cheaply on the event loop instead.
         self.limiter = CapacityLimiter(settings.predict_threads or max(2, os.cpu_count() or 2))
@@ -169,9 +170,10 @@ class Predictor:
         return resolved, Predictions(resolved.job_id, resolved.epoch, resolved.checkpoint_sha256, items)
 
     async def aclose(self) -> None:
-        """Wait for the name reads and batches in flight."""
+        """Wait for the name reads and batches in flight, and the backends' background exports."""
         await self.names.aclose()
         await self.batchers.aclose()
+        await to_thread.run_sync(self.backends.close)
 
     def choose(self, job_id: int, epoch: int | None) -> Choice:
         """The checkpoint for (job, epoch), looked up in the database at most once per second per pair."""

@@ -45,7 +45,9 @@ OPEN_ACCESS = AccessSettings(auth=AuthMode.off, predict_rate=0, lab_rate=0)
 
 
 def make_settings(state_dir: Path, data_dir: Path, **overrides) -> Settings:
-    serving = ServingSettings(events_poll_seconds=0.05)
+    # torch serves, not the default auto: auto's background exports would race the export tests' own (a first
+    # GET /export that finds one stored) and spend seconds of CPU per app. tests/api/test_export.py tests auto.
+    serving = ServingSettings(events_poll_seconds=0.05, inference_backend="torch")
     overrides.setdefault("access", OPEN_ACCESS)
     return Settings(state_dir=state_dir, data_dir=data_dir, serving=serving, **overrides)
 

@@ -1,7 +1,9 @@
-"""The model cache under real threads: concurrent misses for one checkpoint load it once."""
+"""The model cache under real threads: concurrent misses for one checkpoint load it once; an entry is replaced
+(a faster backend for the same checkpoint) only while it is cached."""
 
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -78,3 +80,15 @@ def test_a_failed_load_raises_and_leaves_nothing_in_flight():
     with pytest.raises(ValueError, match="corrupt"):
         flights.do("k", failing)
     assert flights.do("k", lambda: 7) == 7  # the next call runs its own load
+
+
+def test_replace_swaps_a_cached_entry_and_never_brings_back_an_evicted_one(checkpoint_bytes):
+    cache = ModelCache(1)
+    cpu = torch.device("cpu")
+    first = cache.get("a", lambda: checkpoint_bytes, cpu)
+    swapped = replace(first, class_names=["swapped"])
+    assert cache.replace("a", swapped)
+    assert cache.get("a", lambda: b"unused", cpu) is swapped
+    cache.get("b", lambda: checkpoint_bytes, cpu)  # evicts "a" (capacity 1)
+    assert not cache.replace("a", first)
+    assert not cache.holds("a")
