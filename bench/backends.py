@@ -57,6 +57,7 @@ def checkpoint_like(name: str) -> LoadedCheckpoint:
         step=0,
         metrics=None,
         spec={"architecture": name},
+        native_size=28,
     )
 
 
