@@ -17,7 +17,9 @@ from service.jobspec.status import JobStatus
 from service.storage.orm import Worker
 from tests.queue.processes import WAIT_SECONDS, job_state, submit, wait_for, worker_env
 
-LONG = JobRequest(architecture="bn_lenet", dataset="synthetic", epochs=20, batch_size=32, test_subset=256).resolve()
+# Far longer than the test waits (it stops the server once training began): with 20 epochs, a server whose API
+# took long to start (a fresh checkout without bytecode, a loaded machine) let its worker finish the job first.
+LONG = JobRequest(architecture="bn_lenet", dataset="synthetic", epochs=500, batch_size=32, test_subset=256).resolve()
 
 
 def _free_port() -> int:
