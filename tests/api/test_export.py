@@ -175,9 +175,11 @@ def assert_same_predictions(expected: list[dict], got: list[dict]) -> None:
 
 
 def served_model(app, job_id: int) -> torch.nn.Module:
-    """The model the predictor's cache serves for the job (its only cached checkpoint)."""
-    (key,) = [key for key in app.state.predictor.cache._items if key[0] == job_id]
-    return app.state.predictor.cache.get(key, lambda: b"", torch.device("cpu")).model
+    """The model the predictor's cache serves for the job's predictions (its best checkpoint, already loaded)."""
+    predictor = app.state.predictor
+    key = predictor.choose(job_id, None).key
+    assert predictor.cache.holds(key)
+    return predictor.cache.get(key, lambda: b"", torch.device("cpu")).model
 
 
 def backend_client(state_dir: Path, data_dir: Path, backend: str) -> TestClient:
