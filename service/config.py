@@ -141,6 +141,7 @@ class AccessSettings(Group):
         return not (host is not None and is_loopback(host))
 
 
+@lru_cache(maxsize=64)  # asked on every request (auth_required) of the few addresses a process binds
 def is_loopback(host: str) -> bool:
     """Whether `host` (an address or `localhost`) can be reached from this machine only."""
     if host == "localhost":

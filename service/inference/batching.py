@@ -3,7 +3,7 @@
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -15,6 +15,8 @@ from service.inference.observer import InferenceObserver, NoObserver
 # their submit first. BN-LeNet, wrk -c32: 1 API process 1,850 req/s (600 us CPU each) with no wait, 2,100-2,300
 # with 2 ms, 2,580-2,640 (380 us) with 3 turns; 2 processes 3,460-3,580, 2,750-2,920 and 3,920-4,120.
 GATHER_TURNS = 3
+# What turns a request's batch into the model's input (images.model_input for its checkpoint); None: it is already.
+Prepare = Callable[[torch.Tensor], torch.Tensor] | None
 
 
 def forward(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
@@ -27,12 +29,26 @@ def forward(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class _Waiting:
-    """A request in a batcher's queue: its model, images, the future of its answer and when it arrived."""
+    """A request in a batcher's queue: its model, images and their transform, the future of its answer and when
+    it arrived."""
 
     model: torch.nn.Module
     batch: torch.Tensor
+    prepare: Prepare
     future: asyncio.Future[torch.Tensor]
     queued_at: float
+
+
+def run_batch(items: Sequence[_Waiting]) -> torch.Tensor:
+    """The logits of a forward pass over every item's images, in order. A batcher serves one checkpoint, so its
+    requests share one transform: batches of one dtype are joined first and transformed once."""
+    first = items[0]
+    if all(item.batch.dtype == first.batch.dtype for item in items):
+        joined = first.batch if len(items) == 1 else torch.cat([item.batch for item in items])
+        batch = joined if first.prepare is None else first.prepare(joined)
+    else:
+        batch = torch.cat([item.batch if item.prepare is None else item.prepare(item.batch) for item in items])
+    return forward(first.model, batch)
 
 
 class DynamicBatcher:
@@ -70,14 +86,16 @@ class DynamicBatcher:
         """Whether requests are waiting or a batch is in flight."""
         return bool(self._waiting) or (self._task is not None and not self._task.done())
 
-    async def submit(self, model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
-        """Logits for `batch`, computed alone or together with other waiting requests."""
-        if self.max_batch <= 1:
-            self.observer.batched(batch.shape[0], [0.0])
-            return await to_thread.run_sync(forward, model, batch, limiter=self.limiter)
+    async def submit(self, model: torch.nn.Module, batch: torch.Tensor, prepare: Prepare = None) -> torch.Tensor:
+        """Logits for `batch` (through `prepare`, in the worker thread), computed alone or together with other
+        waiting requests."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[torch.Tensor] = loop.create_future()
-        self._waiting.append(_Waiting(model, batch, future, loop.time()))
+        waiting = _Waiting(model, batch, prepare, future, loop.time())
+        if self.max_batch <= 1:
+            self.observer.batched(batch.shape[0], [0.0])
+            return await to_thread.run_sync(run_batch, [waiting], limiter=self.limiter)
+        self._waiting.append(waiting)
         self._images += batch.shape[0]
         if self._images >= self.max_batch:
             self._full.set()
@@ -110,9 +128,9 @@ class DynamicBatcher:
             items = await self._gather()
             started = asyncio.get_running_loop().time()
             try:
-                batch = items[0].batch if len(items) == 1 else torch.cat([item.batch for item in items])
-                self.observer.batched(batch.shape[0], [started - item.queued_at for item in items])
-                logits = await to_thread.run_sync(forward, items[0].model, batch, limiter=self.limiter)
+                images = sum(item.batch.shape[0] for item in items)
+                self.observer.batched(images, [started - item.queued_at for item in items])
+                logits = await to_thread.run_sync(run_batch, items, limiter=self.limiter)
             except Exception as exc:  # hand the failure to every waiting request
                 for item in items:
                     if not item.future.done():

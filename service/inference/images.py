@@ -1,7 +1,9 @@
 """Images for prediction: decoding, pixel arrays, and the batch a model sees.
 
 Every input form (upload, base64, pixel array) becomes a uint8 tensor [C, H, W] shaped like a dataset image
-(the dataset's channels and native side), then goes through `preprocess`, the exact training transform.
+(the dataset's channels and native side), then goes through `preprocess`, the exact training transform. The
+predict paths hand the batcher native uint8 batches, and it transforms each forward pass's batch once
+(service/inference/batching.py): per request, the transform's few tensor operations cost more than they compute.
 """
 
 from collections.abc import Sequence
@@ -107,7 +109,19 @@ def to_native(image: torch.Tensor, native_size: int) -> torch.Tensor:
     return x.round_().clamp_(0, 255).to(torch.uint8)[0]
 
 
+def native_batch(loaded: LoadedCheckpoint, images: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The images as one uint8 batch [N, C, S, S] at the dataset's native side, not yet transformed."""
+    return torch.stack([to_native(im, loaded.native_size) for im in images])
+
+
+def model_input(loaded: LoadedCheckpoint, batch: torch.Tensor) -> torch.Tensor:
+    """The float batch the model sees: a uint8 native batch through the training transform; a float batch, the
+    model's own input already (the Open Inference Protocol's FP32 form), as it is."""
+    if batch.dtype != torch.uint8:
+        return batch
+    return preprocess(batch, size=loaded.input_size, mean=loaded.mean, std=loaded.std)
+
+
 def prepare_batch(loaded: LoadedCheckpoint, images: Sequence[torch.Tensor]) -> torch.Tensor:
     """The float batch [N, C, S, S] the model sees, via the dataset's native size and the training transform."""
-    native = torch.stack([to_native(im, loaded.native_size) for im in images])
-    return preprocess(native, size=loaded.input_size, mean=loaded.mean, std=loaded.std)
+    return model_input(loaded, native_batch(loaded, images))

@@ -4,6 +4,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -16,7 +17,7 @@ from service.inference.backends import Backends
 from service.inference.batching import BatcherPool
 from service.inference.cache import ModelCache
 from service.inference.exporter import Exporter
-from service.inference.images import ImageLimits, prepare_batch
+from service.inference.images import ImageLimits, model_input, native_batch
 from service.inference.inputs import RawInputs, decode_all, parse_json_inputs
 from service.inference.names import VersionReader
 from service.inference.observer import InferenceObserver, NoObserver
@@ -128,7 +129,7 @@ class Predictor:
             else:
                 prepare = self._prepare
                 choice, loaded, batch = await to_thread.run_sync(prepare, job_id, epoch, raw, limiter=self.limiter)
-            logits = await self.batchers.get(choice.key).submit(loaded.model, batch)
+            logits = await self._forward(choice, loaded, batch)
         probs = torch.softmax(logits, dim=1)
         answer = Predictions(job_id, choice.epoch, choice.key[2], to_predictions(probs, loaded.class_names, top_k))
         self.observer.predicted(time.perf_counter() - start)
@@ -153,7 +154,7 @@ class Predictor:
             else:
                 load_and_batch = self._load_and_batch
                 loaded, batch = await to_thread.run_sync(load_and_batch, choice, batch_of, limiter=self.limiter)
-            logits = await self.batchers.get(choice.key).submit(loaded.model, batch)
+            logits = await self._forward(choice, loaded, batch)
         self.observer.served(name, resolved.version, time.perf_counter() - start)
         return Served(resolved, loaded, logits)
 
@@ -215,9 +216,14 @@ class Predictor:
         return choice, loaded, self._batch(loaded, raw)
 
     def _batch(self, loaded: LoadedCheckpoint, raw: RawInputs | bytes) -> torch.Tensor:
+        """The request's images as a native uint8 batch: the batcher transforms them (`_forward`)."""
         parsed = parse_json_inputs(raw, self.limits) if isinstance(raw, bytes) else raw
         images = decode_all(parsed, in_channels=loaded.in_channels, limits=self.limits)
-        return prepare_batch(loaded, images)
+        return native_batch(loaded, images)
+
+    async def _forward(self, choice: Choice, loaded: LoadedCheckpoint, batch: torch.Tensor) -> torch.Tensor:
+        """The logits of `batch` (native uint8 images, or the model's float input) from a shared forward pass."""
+        return await self.batchers.get(choice.key).submit(loaded.model, batch, partial(model_input, loaded))
 
     @staticmethod
     def _small(raw: RawInputs | bytes) -> bool:

@@ -12,9 +12,10 @@ import numpy as np
 import torch
 
 from service.errors import InvalidInput
-from service.inference.images import ImageLimits, check_count, decode_image, pixels_to_tensor, prepare_batch
+from service.inference.images import ImageLimits, check_count, decode_image, native_batch, pixels_to_tensor
 from service.training.checkpoints import LoadedCheckpoint
 
+# The batch for a loaded checkpoint: the model's float input, or native uint8 images that the batcher transforms.
 BatchOf = Callable[[LoadedCheckpoint], torch.Tensor]
 
 
@@ -44,7 +45,7 @@ def uint8_batch(array: np.ndarray, *, name: str, limits: ImageLimits) -> BatchOf
             pixels_to_tensor(item, in_channels=loaded.in_channels, limits=limits, name=f"{name}[{i}]")
             for i, item in enumerate(array)
         ]
-        return prepare_batch(loaded, images)
+        return native_batch(loaded, images)
 
     return batch_of
 
@@ -58,7 +59,7 @@ def bytes_batch(files: list[bytes], *, name: str, limits: ImageLimits) -> BatchO
             decode_image(data, in_channels=loaded.in_channels, limits=limits, name=f"{name}[{i}]")
             for i, data in enumerate(files)
         ]
-        return prepare_batch(loaded, images)
+        return native_batch(loaded, images)
 
     return batch_of
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import io
+import threading
 
 import numpy as np
 import pytest
@@ -112,3 +113,44 @@ def test_dynamic_batcher_joins_concurrent_requests_and_keeps_their_order():
     assert batches == 1
     for x, y in zip(inputs, outputs, strict=True):
         torch.testing.assert_close(y, model(x).detach())
+
+
+def test_native_images_of_concurrent_requests_are_transformed_once_per_batch_off_the_event_loop():
+    """The predict paths hand over uint8 images; the batcher joins them and runs their transform once per forward
+    pass, in the worker thread, with the same logits as transforming each request alone."""
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    calls: list[tuple[int, bool]] = []  # (images transformed, whether on the event loop's thread)
+
+    def transform(batch: torch.Tensor) -> torch.Tensor:
+        calls.append((batch.shape[0], threading.get_ident() == loop_thread))
+        return batch.to(torch.float32).div(255)
+
+    async def main() -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        batcher = DynamicBatcher(max_batch=64, max_delay_s=0.05)
+        inputs = [torch.randint(0, 256, (n, 1, 2, 2), dtype=torch.uint8) for n in (1, 2, 1)]
+        outputs = await asyncio.gather(*(batcher.submit(model, x, transform) for x in inputs))
+        return inputs, list(outputs)
+
+    loop_thread = threading.get_ident()  # asyncio.run runs the loop in this thread
+    inputs, outputs = asyncio.run(main())
+    assert calls == [(4, False)]
+    for x, y in zip(inputs, outputs, strict=True):
+        torch.testing.assert_close(y, model(x.to(torch.float32).div(255)).detach())
+
+
+def test_a_batch_of_native_images_and_ready_float_inputs_transforms_only_the_images():
+    """A checkpoint's batcher may hold an Open Inference Protocol FP32 request (the model's own input) beside
+    uint8 images: each keeps its own rows, and only the images go through the transform."""
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+
+    def transform(batch: torch.Tensor) -> torch.Tensor:
+        return batch if batch.dtype != torch.uint8 else batch.to(torch.float32).div(255)
+
+    async def main() -> list[torch.Tensor]:
+        batcher = DynamicBatcher(max_batch=64, max_delay_s=0.05)
+        return list(await asyncio.gather(*(batcher.submit(model, x, transform) for x in (images, ready))))
+
+    images, ready = torch.randint(0, 256, (2, 1, 2, 2), dtype=torch.uint8), torch.randn(1, 1, 2, 2)
+    by_images, by_ready = asyncio.run(main())
+    torch.testing.assert_close(by_images, model(images.to(torch.float32).div(255)).detach())
+    torch.testing.assert_close(by_ready, model(ready).detach())
