@@ -36,16 +36,23 @@ class LoadShedder:
             return math.inf
         return max(self.floor, math.floor(self.max_wait_s / self.gap))
 
+    def refusal(self) -> Overloaded | None:
+        """The 503 for a request arriving now, or None while there is room (the serving lane asks before it reads
+        the body: service/api/plumbing/lane.py)."""
+        if self.max_wait_s <= 0 or self.pending < self.bound():
+            return None
+        wait = self.pending * self.gap
+        return Overloaded(
+            f"the server is overloaded: {self.pending} predict requests are in flight, about {wait:.1f} s of "
+            f"work, more than predict_max_wait_ms allows; retry later",
+            retry_after=wait,
+        )
+
     @contextmanager
     def admit(self) -> Iterator[None]:
         """Hold one place in flight for the request; Overloaded when there is none."""
-        if self.max_wait_s > 0 and self.pending >= self.bound():
-            wait = self.pending * self.gap
-            raise Overloaded(
-                f"the server is overloaded: {self.pending} predict requests are in flight, about {wait:.1f} s of "
-                f"work, more than predict_max_wait_ms allows; retry later",
-                retry_after=wait,
-            )
+        if (refused := self.refusal()) is not None:
+            raise refused
         if self.pending == 0:
             self._last = None  # a busy spell starts
         self.pending += 1

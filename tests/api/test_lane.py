@@ -5,6 +5,7 @@ route ignores but the lane does not read (FastAPI answers). Status, body and the
 for answers and for every kind of refusal; the metrics label both by the route's template.
 """
 
+import contextlib
 import gc
 from pathlib import Path
 
@@ -94,6 +95,33 @@ def test_auth_refusals_and_admission_are_the_routes_own(
         client.cookies.set(TOKEN_COOKIE, predictor)  # a browser's session, without the forgery check's token
         both_ways(client, "POST", "/jobs/1/predict", json=PIXELS)
         assert client.post("/jobs/1/predict", json=PIXELS).status_code == 403
+
+
+def test_while_shedding_refuses_the_lane_answers_the_routes_503_before_reading_the_token_or_the_body(
+    trained_settings: Settings, tmp_path: Path, data_dir: Path
+) -> None:
+    """A flood is mostly refused, so a refusal must cost least: the lane gives the route's own 503 (same body and
+    headers) before it checks the token or reads the body; FastAPI's route, past the lane, checks the token first."""
+    copy_database(trained_settings, tmp_path)
+    settings = required_settings(tmp_path, data_dir)
+    settings = settings.model_copy(update={"serving": settings.serving.model_copy(update={"predict_max_wait_ms": 50})})
+    app = create_app(settings)
+    with TestClient(app) as client, contextlib.ExitStack() as in_flight:  # 503s expected: not make_client
+        headers = bearer(issue_token(app, "predictor", Scope.predict))
+        shedder = app.state.predictor.shedder
+        shedder.gap = 0.01  # as if measured: 100 answers/s while busy, so the bound is one batch (its floor)
+        for _ in range(int(shedder.bound())):
+            in_flight.enter_context(shedder.admit())
+        both_ways(client, "POST", "/jobs/1/predict", json=PIXELS, headers=headers)
+        refused = client.post("/jobs/1/predict", json=PIXELS, headers=headers)
+        assert refused.status_code == 503 and int(refused.headers["retry-after"]) >= 1
+        assert "overloaded" in refused.json()["detail"] and refused.headers["x-request-id"]
+        garbage = {"content": b"not an image", "headers": {"Content-Type": "image/png"}}
+        assert client.post("/jobs/1/predict", **garbage).status_code == 503  # no token, no image: still 503
+        assert client.post("/jobs/1/predict?via=fastapi", **garbage).status_code == 401
+        in_flight.close()
+        assert client.post("/jobs/1/predict", **garbage).status_code == 401
+        assert client.post("/jobs/1/predict", json=PIXELS, headers=headers).status_code == 200
 
 
 def test_the_predict_rate_counts_lane_requests(trained_settings: Settings, tmp_path: Path, data_dir: Path) -> None:

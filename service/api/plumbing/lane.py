@@ -13,8 +13,12 @@ middlewares, sets the route in the scope (metrics are labelled by its template),
 rate limit (`RequireScope`), the same body reading and prediction code, and turns errors into the same JSON as
 the app's error handlers. Anything else, any unusual query string included, goes on to FastAPI, whose route
 stays the documented operation and answers the request the same way (tests/api/test_lane.py compares them).
+
+One thing the lane does first: while load shedding refuses (service/inference/shedding.py), a predict is refused
+before its body is read and its token checked, with the 503 its route would give.
 """
 
+import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,6 +34,7 @@ from service.api.plumbing.handlers import error_response
 from service.api.plumbing.routes import api_routes
 from service.api.plumbing.security import PREDICT, bearer
 from service.api.routers import predict, serving, system
+from service.errors import Overloaded
 
 Params = dict[str, int | str]
 Answer = Callable[[Request, str, Params], Awaitable[Response]]
@@ -130,6 +135,9 @@ class ServingLane:
             return
         route, argument, params = found
         scope["route"] = self._route(scope["app"], route.template)
+        if route.guarded and (refused := scope["app"].state.predictor.shedder.refusal()) is not None:
+            await send_refusal(send, refused)
+            return
         request = Request(scope, receive)
         try:
             if route.guarded:
@@ -151,6 +159,17 @@ class ServingLane:
         if self._routes is None:
             self._routes = {route.path: route for route in api_routes(app)}
         return self._routes[template]
+
+
+async def send_refusal(send: Send, refused: Overloaded) -> None:
+    """Load shedding's 503, as the app's error handler words it, sent before anything else is done: the body is
+    not read, the token not checked, no request object made. Under a flood most requests are refused, and each
+    refusal's cost is taken from the requests being served (docs/benchmarks-serve.md, "Overload")."""
+    body = json.dumps({"detail": refused.detail}, separators=(",", ":")).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in refused.headers.items()]
+    await send({"type": "http.response.start", "status": refused.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _admit(request: Request) -> None:
