@@ -111,6 +111,8 @@ def to_native(image: torch.Tensor, native_size: int) -> torch.Tensor:
 
 def native_batch(loaded: LoadedCheckpoint, images: Sequence[torch.Tensor]) -> torch.Tensor:
     """The images as one uint8 batch [N, C, S, S] at the dataset's native side, not yet transformed."""
+    if len(images) == 1:  # the usual request: a view, no copy
+        return to_native(images[0], loaded.native_size).unsqueeze(0)
     return torch.stack([to_native(im, loaded.native_size) for im in images])
 
 

@@ -3,6 +3,7 @@
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 from torch import nn
@@ -35,7 +36,7 @@ class Runtime:
 def resolve_device(name: str) -> torch.device:
     """`auto` is the first CUDA device when there is one, else the CPU; refuse devices that do not exist."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return _auto_device()
     try:
         device = torch.device(name)
     except RuntimeError as exc:
@@ -43,6 +44,11 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InvalidInput(f"device {name!r} requested but CUDA is not available")
     return device
+
+
+@lru_cache(maxsize=1)  # asked on every predict; whether this process has CUDA does not change while it runs
+def _auto_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def make_runtime(device: torch.device, *, compile: bool, architecture: str = "") -> Runtime:
