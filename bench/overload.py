@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/overload.py [--seconds 10] [--factor 4] [--state-dir DIR] [--json PATH]
 
+The server's threads run on the first CPU and this process (the generator, and the wrk it starts) on the others
+(`--no-pin`: unpinned): a generator busy with 4 R would otherwise take the CPU the server had while R was measured.
 All on this machine over loopback, one convlab API process (`--workers 0`, 1 torch thread, auth off,
 CONVLAB_PREDICT_RATE=0), BN-LeNet single-image multipart PNG predicts by job (a checkpoint trained now on real
 Fashion-MNIST, as bench/serve_names.py does; a given `--state-dir` is kept, so a second run skips training):
@@ -16,6 +18,9 @@ Fashion-MNIST, as bench/serve_names.py does; a given `--state-dir` is kept, so a
      (GET /metrics) before and after each open-loop phase say how much of the latency was spent inside the app.
   4. The closed-loop view: wrk at `--connections` (256) for `--seconds`: the rate of all answers, the share of
      non-2xx (wrk does not split latency by status) and socket errors.
+  5. The client's ceiling (pinned runs): the same generator at the overload's rate against a raw ASGI app that
+     refuses every request at once (bench/serve_bare.py's `refusing`), on the server's CPU. Its p99 is the
+     latency the client adds by itself at that rate: no server's admitted p99 can be measured below it here.
 The generator is open loop, like wrk2: request i is due at start + i/rate whatever the server does, and its
 latency is counted from when it was due (so a client that falls behind does not hide the server's queue; the
 client's own lag, and its CPU time while sending as a share of a core, are reported). It runs on uvloop with
@@ -46,9 +51,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import wrk
 from bench.common import RESULTS_DIR, machine_info, print_table, write_json
 from bench.serve import live_server
+from bench.serve_bare import bare_server
 from bench.serve_names import trained_state
 
 PROBE_EVERY_S = 0.05
+CPUS = sorted(os.sched_getaffinity(0))  # before `pin` narrows this process's own
 # Server-side histograms (GET /metrics): the app's own time for the predict route (from the middleware, so before
 # the body is read; 200s and 503s alike) and the predictor's (after the body was read; admitted requests only).
 HISTOGRAMS = {
@@ -255,21 +262,27 @@ def summary(answers: list[Answer], unsent: int, window: tuple[float, float], tim
     }
 
 
-async def open_loop(url: str, payload: bytes, rate: float, args: argparse.Namespace, normal_s: float | None) -> Any:
-    """Requests at `rate` for `--seconds`; with `normal_s`, the recovery probe after the stop. Summary and probe."""
+async def open_loop(
+    url: str, payload: bytes, rate: float, args: argparse.Namespace, normal_s: float | None, *, metrics: bool = True
+) -> Any:
+    """Requests at `rate` for `--seconds`; with `normal_s`, the recovery probe after the stop; with `metrics`, the
+    server's histograms before and after. Summary and probe."""
     host, port = url.removeprefix("http://").split(":")
     gen = Generator(host, int(port), payload, args.max_conns)
     await gen.open_pool(min(args.max_conns, args.pool))
-    load, server_before = os.getloadavg()[0], await asyncio.to_thread(scrape, url)
+    load = os.getloadavg()[0]
+    server_before = await asyncio.to_thread(scrape, url) if metrics else {}
+    server_cpu = server_cpu_seconds(int(port))
     begun, cpu = time.perf_counter(), time.process_time()
     stopped = await gen.run(rate, args.seconds)
     client_cpu = (time.process_time() - cpu) / (stopped - begun)  # 1.0: the generator used a whole core
+    server_cpu = (server_cpu_seconds(int(port)) - server_cpu) / (stopped - begun)
     recovery = await probe(gen, stopped, normal_s, args.timeout) if normal_s is not None else None
     await gen.drain(args.timeout)
     result = summary(gen.answers, gen.pool_exhausted, (begun, stopped), args.timeout)
-    result.update(rate=rate, connections_opened=gen.opened, client_cpu_share=client_cpu)
-    server_after = await asyncio.to_thread(scrape, url)
-    result["server"] = {k: bucket_quantiles(server_before[k], server_after[k]) for k in HISTOGRAMS}
+    result.update(rate=rate, connections_opened=gen.opened, client_cpu_share=client_cpu, server_cpu_share=server_cpu)
+    server_after = await asyncio.to_thread(scrape, url) if metrics else {}
+    result["server"] = {k: bucket_quantiles(server_before[k], server_after[k]) for k in server_after}
     result["load_average_1m"] = {"before": load, "after": os.getloadavg()[0]}
     return result, recovery
 
@@ -335,7 +348,26 @@ def measure(url: str, job_id: int, image: bytes, args: argparse.Namespace) -> di
     many = wrk.run(url, request, connections=args.connections, seconds=args.seconds)
     many["load_average_1m"] = {"before": load, "after": os.getloadavg()[0]}
     print(f"closed loop, wrk -c{args.connections}: {many}")
-    return {"sustainable": closed, "unloaded": unloaded, "overload": overload, "recovery": recovery, "wrk_many": many}
+    floor = ceiling(payload, args.factor * rate, args) if args.pinned else None
+    print(f"the client's ceiling at {args.factor:g} R: {floor}")
+    return {
+        "sustainable": closed,
+        "unloaded": unloaded,
+        "overload": overload,
+        "recovery": recovery,
+        "wrk_many": many,
+        "ceiling": floor,
+    }
+
+
+def ceiling(payload: bytes, rate: float, args: argparse.Namespace) -> dict[str, Any]:
+    """The same generator at the overload's rate against bench/serve_bare.py's `refusing` app, a raw ASGI app
+    that answers 503 at once, on the server's CPU: the latency this client adds by itself at that rate, below
+    which no server's admitted p99 can be measured here."""
+    with bare_server(app="bench.serve_bare:refusing") as url:
+        pin(url, marker=b"bench.serve_bare:refusing")
+        got, _ = uvloop.run(open_loop(url, payload, rate, args, None, metrics=False))
+    return got
 
 
 def main() -> None:
@@ -348,16 +380,53 @@ def main() -> None:
     parser.add_argument("--max-conns", type=int, default=4096, help="at most this many connections in all")
     parser.add_argument("--connections", type=int, default=256, help="the closed-loop view: wrk at this many")
     parser.add_argument("--state-dir", type=Path)
+    parser.add_argument("--no-pin", action="store_true", help="leave the server and the clients unpinned")
     parser.add_argument("--json", type=Path, default=RESULTS_DIR / "overload.json")
     args = parser.parse_args()
     with trained_state(args.state_dir) as (state_dir, job_id, image):
         env = {"CONVLAB_INFERENCE_THREADS": "1", "CONVLAB_AUTH": "off"}
         with live_server(state_dir, workers=0, env=env) as url:
-            result = measure(url, job_id, image, args)
+            args.pinned = not args.no_pin
+            result = {"pinned": pin(url) if args.pinned else None}
+            result |= measure(url, job_id, image, args)
     result["machine"] = machine_info_cpu()
     result["args"] = {k: str(v) for k, v in vars(args).items()}
     report(result)
     print(f"wrote {write_json(args.json, result)}")
+
+
+def pin(url: str, marker: bytes = b"service.cli") -> dict[str, list[int]]:
+    """The server's threads on the first CPU, this process (the generator, and the wrk it starts) on the others,
+    so that each side has the CPUs it had when R was measured: unpinned, a generator busy with 4 R takes the CPU
+    the server's forward thread had while wrk measured R."""
+    cpus = CPUS
+    if len(cpus) < 2:
+        raise SystemExit("--pin needs two CPUs; use --no-pin")
+    port = url.rsplit(":", 1)[1].encode()
+    server = [entry for entry in Path("/proc").iterdir() if _is_server(entry, port, marker)]
+    for process in server:
+        for thread in (process / "task").iterdir():
+            os.sched_setaffinity(int(thread.name), cpus[:1])
+    os.sched_setaffinity(0, cpus[1:])
+    return {"server": cpus[:1], "clients": cpus[1:], "server_pids": [int(p.name) for p in server]}
+
+
+def server_cpu_seconds(port: int) -> float:
+    """User plus system CPU time of the server (convlab or bench/serve_bare.py's app) listening on `port`."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if _is_server(entry, str(port).encode(), b"service.cli") or _is_server(entry, str(port).encode(), b"uvicorn"):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _is_server(entry: Path, port: bytes, marker: bytes) -> bool:
+    try:
+        command = (entry / "cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return marker in command and port in command
 
 
 def machine_info_cpu() -> dict[str, Any]:
@@ -414,9 +483,16 @@ def report(result: dict[str, Any]) -> None:
         f"overload: 200s p50/p99 from when sent {num(over['p50_200_from_sent_ms'])}/"
         f"{num(over['p99_200_from_sent_ms'])} ms; 503s p50/p99 {num(over['p50_503_ms'])}/{num(over['p99_503_ms'])}"
         f" ms; client lag p99 {num(over['client_lag_p99_ms'])} ms (its CPU: {over['client_cpu_share']:.0%} of a core"
-        f" while sending); last answer "
+        f" while sending; the server's {over['server_cpu_share']:.0%}); last answer "
         f"{num(over['last_answer_after_stop_s'], 2)} s after the stop"
     )
+    if floor := result["ceiling"]:
+        print(
+            f"the client's ceiling: the same generator at {floor['rate']:,.0f} req/s against a raw ASGI app that "
+            f"refuses at once, on the server's CPU: p50/p99 {num(floor['p50_503_ms'])}/{num(floor['p99_503_ms'])} ms,"
+            f" client lag p99 {num(floor['client_lag_p99_ms'])} ms, its CPU {floor['client_cpu_share']:.0%} of a core;"
+            f" the server's CPU {floor['server_cpu_share']:.0%} of a core"
+        )
     for phase, run in (("unloaded", unloaded), ("overload", over)):
         for name, got in run["server"].items():
             print(

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import torch
@@ -37,11 +38,26 @@ async def version() -> dict[str, str]:
     return VERSION
 
 
+REFUSED = b'{"detail": "overloaded"}'
+
+
+async def refusing(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A raw ASGI app that refuses every request at once (503, Retry-After) but GET /version: the cheapest answer
+    a server can give, the floor bench/overload.py measures its load generator against."""
+    if scope["type"] != "http":
+        return
+    ready = scope["method"] == "GET" and scope["path"] == "/version"
+    headers = [(b"content-type", b"application/json"), *([] if ready else [(b"retry-after", b"1")])]
+    await send({"type": "http.response.start", "status": 200 if ready else 503, "headers": headers})
+    await send({"type": "http.response.body", "body": b"{}" if ready else REFUSED})
+
+
 @contextmanager
-def bare_server(*, workers: int = 1) -> Iterator[str]:
-    """This app under `uvicorn --workers N` on a free loopback port; stopped (SIGTERM) on exit."""
+def bare_server(*, workers: int = 1, app: str = "bench.serve_bare:app") -> Iterator[str]:
+    """`app` (this bare FastAPI app) under `uvicorn --workers N` on a free loopback port; stopped (SIGTERM) on
+    exit."""
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "bench.serve_bare:app", "--host", "127.0.0.1", "--port", str(port)]
+    command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
     command += ["--log-level", "warning", *(["--workers", str(workers)] if workers > 1 else [])]
     process = subprocess.Popen(command, cwd=REPO, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -53,7 +69,7 @@ def bare_server(*, workers: int = 1) -> Iterator[str]:
                     break
             time.sleep(0.2)
         else:
-            raise RuntimeError("the bare FastAPI app did not start")
+            raise RuntimeError(f"{app} did not start")
         yield url
     finally:
         process.send_signal(signal.SIGTERM)
