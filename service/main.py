@@ -179,10 +179,12 @@ async def lifespan(app: FastAPI, *, settings: Settings) -> AsyncIterator[None]:
     app.state.explainer = Explainer(app.state.predictor, settings.serving)
     try:
         with frozen_heap():
-            yield
+            try:
+                yield
+            finally:  # loads and exports in flight end first: each freezes what it left (freeze_survivors)
+                await app.state.predictor.aclose()
     finally:
         observed.registry.unregister(collector)
-        await app.state.predictor.aclose()
         await app.state.token_reads.aclose()
         engine.dispose()
 

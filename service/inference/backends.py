@@ -9,6 +9,7 @@ is swapped for the onnxruntime session (`ModelCache.replace`). Later loads of th
 device reuse the verdict: with the export already stored, onnxruntime serves from the first request.
 """
 
+import gc
 import logging
 import threading
 import time
@@ -106,6 +107,11 @@ class Backends:
 
     def prepare(self, key: Hashable, loaded: LoadedCheckpoint, device: torch.device) -> LoadedCheckpoint:
         """The checkpoint as the configured backend serves it now (a CPU checkpoint, fresh from the database)."""
+        served = self._served_now(key, loaded, device)
+        freeze_survivors()
+        return served
+
+    def _served_now(self, key: Hashable, loaded: LoadedCheckpoint, device: torch.device) -> LoadedCheckpoint:
         verdict_key = (loaded.architecture, loaded.in_channels, loaded.input_size, str(device))
         with self._lock:
             known = self._verdicts.get(verdict_key)
@@ -148,6 +154,8 @@ class Backends:
                 self.swap(key, replace(on_torch, model=ort_model))
         except Exception:  # torch keeps serving; the next load tries again
             log.exception("auto backend for %s: export or measurement failed; torch serves it", verdict_key)
+        finally:
+            freeze_survivors()
 
     def _decide(self, verdict_key: Hashable, on_torch: LoadedCheckpoint, ort: nn.Module, device: torch.device) -> str:
         torch_s, ort_s = (measure(m, on_torch, device, self.batches) for m in (on_torch.model, ort))
@@ -166,6 +174,24 @@ class Backends:
             log.warning("serving job %s with torch: %s", job, refused.detail)
             return None
         return OrtModel(ort_session(data, device, threads=self.threads))
+
+
+def freeze_survivors() -> None:
+    """In a process whose start-up heap is frozen (service/main.py, frozen_heap): collect once, then put what
+    survived out of the garbage collector's sight too. A model loaded, or exported to ONNX, after start leaves
+    thousands of long-lived objects (the exporter's caches above all) that every full collection then walked: that
+    was the serving table's predict p99 (docs/benchmarks-serve.md, step 7). One collection per load, in the
+    loading thread, instead of one every few seconds under load."""
+    if not gc.get_freeze_count():
+        return  # not frozen at start (a Predictor without the app): leave the collector as it is
+    start = time.perf_counter()
+    gc.collect()
+    gc.freeze()
+    log.debug(
+        "heap frozen again after a load: %.1f ms, %d objects frozen",
+        (time.perf_counter() - start) * 1e3,
+        gc.get_freeze_count(),
+    )
 
 
 def cache_ids(key: Hashable) -> tuple[int, int]:

@@ -19,8 +19,8 @@ from service.api.plumbing.lane import ROUTES, ServingLane, query_params
 from service.config import Settings
 from service.main import create_app
 from tests.api.auth_helpers import bearer, issue_token, required_settings
-from tests.api.conftest import make_client, png_bytes
-from tests.api.test_export import copy_database
+from tests.api.conftest import make_client, make_settings, png_bytes
+from tests.api.test_export import copy_database, served_model
 
 GRAY = png_bytes(np.zeros((28, 28), dtype=np.uint8))
 PIXELS = {"pixels": [[[0] * 28] * 28]}
@@ -184,6 +184,22 @@ def test_query_params_reads_integers_within_bounds_and_plain_strings() -> None:
     assert query_params(b"", allowed) == {}
     for refused in (b"top_k=11", b"top_k=-1", b"top_k=", b"alias=", b"alias=a+b", b"top_k", b"other=1"):
         assert query_params(refused, allowed) is None, refused
+
+
+def test_a_model_loaded_while_the_app_runs_is_out_of_the_collectors_sight_too(
+    trained_settings: Settings, tmp_path: Path, data_dir: Path
+) -> None:
+    """A checkpoint loaded after start-up is frozen with the start-up heap (service/inference/backends.py,
+    freeze_survivors): otherwise every full collection walks it, and its exporter's leftovers, under load."""
+    copy_database(trained_settings, tmp_path)
+    app = create_app(make_settings(tmp_path, data_dir))
+    with make_client(app) as client:
+        frozen_at_start = gc.get_freeze_count()
+        assert client.post("/jobs/1/predict", json=PIXELS).status_code == 200  # loads the checkpoint
+        modules = list(served_model(app, 1).modules())
+        tracked = {id(o) for o in gc.get_objects()}
+        assert gc.get_freeze_count() > frozen_at_start
+        assert not [m for m in modules if id(m) in tracked]
 
 
 def test_what_is_alive_at_startup_is_out_of_the_collectors_sight_while_the_app_runs(settings: Settings) -> None:
