@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import wrk
 from bench.common import RESULTS_DIR, print_table, write_json
 from bench.serve import DATA_DIR, JOBS, live_server, png, wait_for
-from bench.serve_names import server_cpu_seconds
+from bench.serve_names import server_cpu_seconds, server_process
 from service.training.datasets import load_dataset
 
 REPO = Path(__file__).resolve().parent.parent
@@ -136,18 +136,6 @@ def predict_token(root: Path, state_dir: Path) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-def server_pid(port: str) -> int:
-    """The pid of the `convlab serve` process listening on `port` (one API process: uvicorn runs in it)."""
-    for entry in Path("/proc").iterdir():
-        try:
-            command = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"service.cli" in command and port.encode() in command:
-            return int(entry.name)
-    raise RuntimeError(f"no convlab serve process on port {port}")
-
-
 def cpu_run(url: str, request: wrk.Request, seconds: float) -> dict[str, Any]:
     """wrk at 32 connections for `seconds`: rate, latency, the server's CPU µs per request, the load."""
     port = url.rsplit(":", 1)[1]
@@ -160,7 +148,7 @@ def cpu_run(url: str, request: wrk.Request, seconds: float) -> dict[str, Any]:
 
 def profiled_run(url: str, request: wrk.Request, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     """wrk at 32 connections for `--seconds` under py-spy: samples per layer, and the run's own figures."""
-    pid = server_pid(url.rsplit(":", 1)[1])
+    pid = int(server_process(url.rsplit(":", 1)[1]).name)
     command = [args.py_spy, "record", "--pid", str(pid), "--rate", str(args.rate), "--format", "raw"]
     command += ["--full-filenames", "--duration", f"{args.seconds + 2:g}", "--output", str(out)]
     command += [] if args.blocking else ["--nonblocking"]

@@ -52,7 +52,7 @@ from bench import wrk
 from bench.common import RESULTS_DIR, machine_info, print_table, write_json
 from bench.serve import live_server
 from bench.serve_bare import bare_server
-from bench.serve_names import trained_state
+from bench.serve_names import server_cpu_seconds, server_process, trained_state
 
 PROBE_EVERY_S = 0.05
 CPUS = sorted(os.sched_getaffinity(0))  # before `pin` narrows this process's own
@@ -272,11 +272,11 @@ async def open_loop(
     await gen.open_pool(min(args.max_conns, args.pool))
     load = os.getloadavg()[0]
     server_before = await asyncio.to_thread(scrape, url) if metrics else {}
-    server_cpu = server_cpu_seconds(int(port))
+    server_cpu = server_cpu_seconds(port)
     begun, cpu = time.perf_counter(), time.process_time()
     stopped = await gen.run(rate, args.seconds)
     client_cpu = (time.process_time() - cpu) / (stopped - begun)  # 1.0: the generator used a whole core
-    server_cpu = (server_cpu_seconds(int(port)) - server_cpu) / (stopped - begun)
+    server_cpu = (server_cpu_seconds(port) - server_cpu) / (stopped - begun)
     recovery = await probe(gen, stopped, normal_s, args.timeout) if normal_s is not None else None
     await gen.drain(args.timeout)
     result = summary(gen.answers, gen.pool_exhausted, (begun, stopped), args.timeout)
@@ -365,7 +365,7 @@ def ceiling(payload: bytes, rate: float, args: argparse.Namespace) -> dict[str, 
     that answers 503 at once, on the server's CPU: the latency this client adds by itself at that rate, below
     which no server's admitted p99 can be measured here."""
     with bare_server(app="bench.serve_bare:refusing") as url:
-        pin(url, marker=b"bench.serve_bare:refusing")
+        pin(url)
         got, _ = uvloop.run(open_loop(url, payload, rate, args, None, metrics=False))
     return got
 
@@ -395,38 +395,18 @@ def main() -> None:
     print(f"wrote {write_json(args.json, result)}")
 
 
-def pin(url: str, marker: bytes = b"service.cli") -> dict[str, list[int]]:
+def pin(url: str) -> dict[str, list[int]]:
     """The server's threads on the first CPU, this process (the generator, and the wrk it starts) on the others,
     so that each side has the CPUs it had when R was measured: unpinned, a generator busy with 4 R takes the CPU
     the server's forward thread had while wrk measured R."""
     cpus = CPUS
     if len(cpus) < 2:
         raise SystemExit("--pin needs two CPUs; use --no-pin")
-    port = url.rsplit(":", 1)[1].encode()
-    server = [entry for entry in Path("/proc").iterdir() if _is_server(entry, port, marker)]
-    for process in server:
-        for thread in (process / "task").iterdir():
-            os.sched_setaffinity(int(thread.name), cpus[:1])
+    server = server_process(url.rsplit(":", 1)[1])
+    for thread in (server / "task").iterdir():
+        os.sched_setaffinity(int(thread.name), cpus[:1])
     os.sched_setaffinity(0, cpus[1:])
-    return {"server": cpus[:1], "clients": cpus[1:], "server_pids": [int(p.name) for p in server]}
-
-
-def server_cpu_seconds(port: int) -> float:
-    """User plus system CPU time of the server (convlab or bench/serve_bare.py's app) listening on `port`."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if _is_server(entry, str(port).encode(), b"service.cli") or _is_server(entry, str(port).encode(), b"uvicorn"):
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
-def _is_server(entry: Path, port: bytes, marker: bytes) -> bool:
-    try:
-        command = (entry / "cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return marker in command and port in command
+    return {"server": cpus[:1], "clients": cpus[1:], "server_pids": [int(server.name)]}
 
 
 def machine_info_cpu() -> dict[str, Any]:

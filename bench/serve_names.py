@@ -67,18 +67,24 @@ def cases(job_id: int, image: bytes) -> dict[str, wrk.Request]:
     }
 
 
-def server_cpu_seconds(port: str) -> float:
-    """User plus system CPU time of the server process (convlab or the bare app) on `port` (all its threads)."""
+def server_process(port: str) -> Path:
+    """The /proc entry of the server on `port`: `convlab serve` (one API process: uvicorn runs in it) or an app of
+    bench/serve_bare.py."""
     for entry in Path("/proc").iterdir():
         try:
             command = (entry / "cmdline").read_bytes().split(b"\0")
-            stat = (entry / "stat").read_text()
-        except (OSError, ValueError):
+        except OSError:
             continue
-        if (b"service.cli" in command or b"bench.serve_bare:app" in command) and port.encode() in command:
-            fields = stat.rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    raise RuntimeError(f"no convlab serve process on port {port}")
+        ours = b"service.cli" in command or any(arg.startswith(b"bench.serve_bare:") for arg in command)
+        if ours and port.encode() in command:
+            return entry
+    raise RuntimeError(f"no convlab serve or bench/serve_bare.py process on port {port}")
+
+
+def server_cpu_seconds(port: str) -> float:
+    """User plus system CPU time of the server on `port` (`server_process`), all its threads."""
+    fields = (server_process(port) / "stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(cases: dict[str, tuple[str, wrk.Request]], args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
