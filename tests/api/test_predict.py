@@ -7,11 +7,13 @@ import httpx
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from service.config import Settings
-from service.inference.inputs import _split_multipart
+from service.inference.inputs import PLAIN_OPTIONS, _split_multipart, header_options
 from service.main import create_app
 from service.training.checkpoints import load_checkpoint
 from service.training.datasets import preprocess
@@ -263,6 +265,30 @@ def test_multipart_split_agrees_with_python_multipart(files, data):
     body, content_type = request.read(), request.headers["content-type"]
     ours = [(p.options, p.content) for p in _split_multipart(body, content_type)]
     assert ours == library_parts(body, content_type)
+
+
+def test_the_usual_multipart_headers_are_read_by_the_plain_path():
+    request = httpx.Request("POST", "http://x/", files=[("file", ("x.png", b"\x89PNG", "image/png"))])
+    disposition = request.read().split(b"\r\n")[1].partition(b": ")[2]
+    for value in (request.headers["content-type"].encode(), disposition):
+        assert PLAIN_OPTIONS.fullmatch(value)
+        assert header_options(value) == parse_options_header(value)[1] and header_options(value)
+
+
+PIECES = st.text(alphabet='aZ9-_.*/;=" \\\t', max_size=6)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    st.sampled_from(["form-data", "multipart/form-data", "Form-Data", "a b"]),
+    st.lists(st.tuples(st.sampled_from(["; ", ";", " ; "]), PIECES, st.booleans(), PIECES), max_size=4),
+)
+def test_header_options_agree_with_python_multipart(head, parameters):
+    value = head + "".join(
+        f"{sep}{name}={chr(34) * quoted}{val}{chr(34) * quoted}" for sep, name, quoted, val in parameters
+    )
+    encoded = value.encode()
+    assert header_options(encoded) == parse_options_header(encoded)[1]
 
 
 @pytest.mark.parametrize(
