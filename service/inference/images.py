@@ -39,6 +39,9 @@ MAX_BARE_CHUNKS = 64  # a PNG of more chunks than this (IDAT cut small) is left 
 # mode's name.
 PLAIN_COLOUR_TYPE = {1: 0, 3: 2}
 MODES = {1: "L", 3: "RGB"}
+# libspng's path pays for a second inflate (the checksum check); past this many samples (a 64x64 grey image, a
+# 36x36 RGB one) Pillow's own overhead may no longer outweigh it (docs/benchmarks-serve.md, step 8).
+PLAIN_MAX_SAMPLES = 4096
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ def _inflates_to(idat: bytes, size: int) -> bool:
 
 
 def _plain_png(data: bytes, *, in_channels: int, limits: ImageLimits, name: str) -> torch.Tensor | None:
-    """A bare, whole, non-interlaced 8-bit PNG already in the model's mode (grey, or RGB for 3 channels)
+    """A small, bare, whole, non-interlaced 8-bit PNG already in the model's mode (grey, or RGB for 3 channels)
     decoded by libspng: pixel for pixel what Pillow gives, at a fraction of its cost for a small image
     (docs/benchmarks-serve.md, step 8). None for any other image, damaged ones included: Pillow decodes or
     refuses them. Its size is read from IHDR, the first chunk by the PNG standard, and checked first."""
@@ -119,6 +122,8 @@ def _plain_png(data: bytes, *, in_channels: int, limits: ImageLimits, name: str)
         return None
     if width * height > limits.max_pixels:
         raise _too_many_pixels(name, width, height, limits)
+    if width * height * in_channels > PLAIN_MAX_SAMPLES:
+        return None
     idat = _bare_idat(data)
     if idat is None or not _inflates_to(idat, height * (1 + width * in_channels)):  # a filter byte per row
         return None

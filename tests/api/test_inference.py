@@ -98,7 +98,7 @@ def test_a_bare_png_in_the_models_mode_is_decoded_by_libspng_pixel_for_pixel_as_
             assert torch.equal(decode_image(data, in_channels=channels, limits=LIMITS), fast)
 
 
-def test_a_png_not_bare_whole_and_plain_goes_to_pillow():
+def test_a_png_not_small_bare_whole_and_plain_goes_to_pillow():
     grey = np.random.default_rng(2).integers(0, 256, (12, 9), np.uint8)
     plain = bare_png(grey)
     after_header = len(images.PNG_SIGNATURE) + 25
@@ -111,6 +111,7 @@ def test_a_png_not_bare_whole_and_plain_goes_to_pillow():
         (bad_crc, 1, "L"),
         (encode(Image.fromarray(grey), transparency=5), 1, "L"),
         (bare_png(grey, interlace=1), 1, "L"),
+        (bare_png(np.tile(grey, (8, 10))), 1, "L"),  # 96x90: past PLAIN_MAX_SAMPLES, Pillow is the cheaper
         (plain, 3, "RGB"),
         (plain + b"x", 1, "L"),
     ]
