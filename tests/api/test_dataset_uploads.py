@@ -16,7 +16,7 @@ from service.main import create_app
 from service.training.datasets import decode_uploaded, load_dataset
 from tests.api.archives import fashion_files, image_bytes, tar_bytes, zip_bytes
 from tests.api.auth_helpers import bearer, issue_token, required_settings
-from tests.api.conftest import make_client, make_settings
+from tests.api.conftest import a_worker_committing, make_client, make_settings
 
 ZIP = {"Content-Type": "application/zip"}
 
@@ -127,6 +127,31 @@ def test_delete_of_an_unused_version(client: TestClient, files: dict[str, bytes]
     upload(client, zip_bytes(files))
     assert client.delete("/datasets/fashion/versions/1").status_code == 204
     assert client.get("/datasets").json() == []
+
+
+def test_deletes_wait_for_a_committing_worker_instead_of_failing(client: TestClient, files: dict[str, bytes]):
+    # SQLite cannot turn a read into a write once another connection has committed (the busy timeout does not
+    # apply): a delete that reads first must take the write lock before its first read (docs/operations.md).
+    few = dict(list(files.items())[:40])
+    names = [f"d{i}" for i in range(10)]
+    assert all(upload(client, zip_bytes(few), name=name).status_code == 201 for name in names)
+    with a_worker_committing(client.app.state.settings.database_url) as commits:
+        deleted = [client.delete(f"/datasets/{name}/versions/1") for name in names]
+    assert [(r.status_code, r.text) for r in deleted] == [(204, "")] * len(names)
+    assert commits[0] > len(names) and client.get("/datasets").json() == []
+
+
+def test_sweeps_on_an_upload_wait_for_a_committing_worker_instead_of_failing(
+    client: TestClient, files: dict[str, bytes]
+):
+    # Creating a sweep reads (the base's dataset is pinned to its latest version), then writes the sweep.
+    assert upload(client, zip_bytes(dict(list(files.items())[:40]))).status_code == 201
+    base = {"architecture": "bn_lenet", "dataset": "fashion", "epochs": 1, "batch_size": 8}
+    sweep = {"base": base, "space": {"optimizer.lr": {"values": [0.01, 0.1]}}, "max_concurrent": 1}
+    with a_worker_committing(client.app.state.settings.database_url) as commits:
+        created = [client.post("/sweeps", json=sweep) for _ in range(10)]
+    assert [r.status_code for r in created] == [201] * 10, created[-1].text
+    assert commits[0] > 10 and {r.json()["base"]["dataset"] for r in created} == {"fashion@1"}
 
 
 def test_a_built_in_name_is_refused(client: TestClient, files: dict[str, bytes]):

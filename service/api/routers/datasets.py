@@ -165,6 +165,7 @@ def get_samples(
 )
 def delete_version(name: NamePath, version: VersionPath, principal: WritesDatasets, session: SessionDep) -> Response:
     """Delete a version that no job or sweep refers to (409 naming them otherwise); only its owner or an admin."""
+    begin_write(session)  # read, then write: see _store
     row = store.get_version(session, name, version)
     if not principal.may_change(row.owner_token_id):
         raise Forbidden(f"dataset {name}@{version} was uploaded by another token; only its owner or an admin can")

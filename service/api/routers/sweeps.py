@@ -13,6 +13,7 @@ from service.api.wire.sweeps import SweepPage, SweepRead, SweepSummary, TrialRea
 from service.errors import Forbidden
 from service.jobspec.spec import JobRequest
 from service.storage import sweeps as store
+from service.storage.db import begin_write
 from service.sweeps import advance, plots
 from service.sweeps.definition import SweepDefinition, SweepUpdate
 from service.sweeps.study import TrialView
@@ -67,6 +68,7 @@ def create_sweep(
     def check(request: JobRequest) -> object:
         return admit(session, settings, request)
 
+    begin_write(session)  # the checks read, then the sweep is written: SQLite cannot upgrade a stale read
     base, _ = pin_dataset(session, body.base)  # every trial trains on the version that is latest now
     body = body.model_copy(update={"base": base})
     sweep = advance.create_sweep(session, body, check=check, owner=owner_of(principal))
