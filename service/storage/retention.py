@@ -208,5 +208,5 @@ def largest_jobs(session: Session, *, top: int) -> list[JobSize]:
     )
     return [
         JobSize(job_id, status.value, n or 0, int(size or 0), int(export or 0), steps or 0)
-        for job_id, status, n, size, export, steps in session.execute(query).tuples()
+        for job_id, status, n, size, export, steps in session.execute(query)
     ]
