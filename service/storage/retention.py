@@ -11,7 +11,7 @@ from sqlalchemy import Engine, delete, func, inspect, make_url, select, text
 from sqlalchemy.orm import Session
 
 from service.jobspec.status import JobStatus
-from service.storage.db import make_engine, make_session_factory
+from service.storage.db import begin_write, make_engine, make_session_factory
 from service.storage.jobs import best_checkpoint_id, list_checkpoints
 from service.storage.orm import Checkpoint, Job, LossPoint, ModelExport
 
@@ -73,6 +73,8 @@ def prune_finished_jobs(url: str, *, default_keep: int, dry_run: bool = False) -
     engine = make_engine(url)
     try:
         with make_session_factory(engine)() as session:
+            if not dry_run:
+                begin_write(session)  # it reads, then deletes, while the workers of a live deployment write
             report = prune_finished(session, default_keep=default_keep, dry_run=dry_run)
             session.commit()
             return report

@@ -2,9 +2,7 @@
 and one job trained for real (BN-LeNet on a slice of Fashion-MNIST) by the real worker code."""
 
 import io
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -15,10 +13,8 @@ from PIL import Image
 
 from service.config import AccessSettings, AuthMode, JobLimits, ServingSettings, Settings
 from service.main import create_app
-from service.storage.db import make_engine, make_session_factory
 from service.training.datasets import load_dataset
 from service.worker import run_worker
-from service.worker.leases import register_worker, touch_worker
 
 # A tiny but real training run: 2 epochs so that two checkpoints exist.
 SMALL_JOB = {
@@ -54,34 +50,6 @@ def make_settings(state_dir: Path, data_dir: Path, **overrides) -> Settings:
     serving = ServingSettings(events_poll_seconds=0.05, inference_backend="torch")
     overrides.setdefault("access", OPEN_ACCESS)
     return Settings(state_dir=state_dir, data_dir=data_dir, serving=serving, **overrides)
-
-
-@contextmanager
-def a_worker_committing(database_url: str) -> Iterator[list[int]]:
-    """A worker's heartbeat committing over and over on its own connection, as a live worker's does; yields a
-    list holding the number of its commits so far. Each commit moves SQLite's snapshot on under any reader."""
-    engine = make_engine(database_url)
-    factory = make_session_factory(engine)
-    with factory() as session:
-        register_worker(session, worker_id="committing", hostname="test", pid=0)
-        session.commit()
-    commits, stop = [0], threading.Event()
-
-    def beat() -> None:
-        while not stop.is_set():
-            with factory() as session:
-                touch_worker(session, "committing", current_job_id=None)
-                session.commit()
-            commits[0] += 1
-
-    thread = threading.Thread(target=beat, daemon=True)
-    thread.start()
-    try:
-        yield commits
-    finally:
-        stop.set()
-        thread.join()
-        engine.dispose()
 
 
 @pytest.fixture

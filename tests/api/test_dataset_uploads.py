@@ -16,7 +16,8 @@ from service.main import create_app
 from service.training.datasets import decode_uploaded, load_dataset
 from tests.api.archives import fashion_files, image_bytes, tar_bytes, zip_bytes
 from tests.api.auth_helpers import bearer, issue_token, required_settings
-from tests.api.conftest import a_worker_committing, make_client, make_settings
+from tests.api.conftest import make_client, make_settings
+from tests.committing import a_worker_committing
 
 ZIP = {"Content-Type": "application/zip"}
 

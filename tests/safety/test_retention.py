@@ -15,6 +15,7 @@ from service.storage.db import make_engine, make_session_factory
 from service.storage.retention import database_stats, vacuum_database
 from service.worker import run_worker
 from tests.api.conftest import make_settings
+from tests.committing import a_worker_committing
 from tests.safety.commands import convlab_db
 
 # Four epochs of four steps: a checkpoint at the end of each.
@@ -83,7 +84,9 @@ def test_prune_keeps_the_last_the_best_and_a_referenced_checkpoint(db_url: str, 
     dry = convlab_db(db_url, tmp_path, "prune", "--dry-run")
     assert dry.returncode == 0 and "would delete" in dry.stdout and _steps(db_url, job_id)[0] == steps
     env_keep = {"CONVLAB_KEEP_CHECKPOINTS": "1"}
-    pruned = convlab_db(db_url, tmp_path, "prune", env=env_keep)
+    with a_worker_committing(db_url) as commits:  # a live deployment's workers write meanwhile
+        pruned = convlab_db(db_url, tmp_path, "prune", env=env_keep)
+    assert commits[0] > 0
     assert pruned.returncode == 0, pruned.stderr
     assert set(_steps(db_url, job_id)[0]) == {4, 16, best}
     assert f"deleted {4 - len({4, 16, best})} checkpoint(s)" in pruned.stdout
