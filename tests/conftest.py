@@ -5,6 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from tests import stale_writes
+
+stale_writes.install()
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Where `make test-data` puts the real datasets on a machine without the sibling data folder.
 TEST_DATA_CACHE = REPO_ROOT / ".convlab" / "test-data"

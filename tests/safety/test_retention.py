@@ -86,7 +86,7 @@ def test_prune_keeps_the_last_the_best_and_a_referenced_checkpoint(db_url: str, 
     env_keep = {"CONVLAB_KEEP_CHECKPOINTS": "1"}
     with a_worker_committing(db_url) as commits:  # a live deployment's workers write meanwhile
         pruned = convlab_db(db_url, tmp_path, "prune", env=env_keep)
-    assert commits[0] > 0
+    assert commits[0] > 1
     assert pruned.returncode == 0, pruned.stderr
     assert set(_steps(db_url, job_id)[0]) == {4, 16, best}
     assert f"deleted {4 - len({4, 16, best})} checkpoint(s)" in pruned.stdout
